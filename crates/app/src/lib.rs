@@ -1,0 +1,1 @@
+//! chat-app (work in progress)

@@ -1,0 +1,1 @@
+//! chat-auth (work in progress)

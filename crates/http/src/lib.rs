@@ -1,0 +1,1 @@
+//! chat-http (work in progress)

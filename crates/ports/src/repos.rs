@@ -1,0 +1,317 @@
+//! The repository ports: everything the core stores and reads back.
+//!
+//! One port call is one transaction: it happens whole or not at all, and what
+//! it reads is one consistent snapshot.
+
+use async_trait::async_trait;
+use chat_domain::{
+    AttachmentId, ClientMsgId, DisplayName, Email, HistoryQuery, Login, Membership, Message,
+    MessageContent, MessageId, MessageKind, Role, Room, RoomDescription, RoomId, RoomKind,
+    RoomName, SessionId, Timestamp, User, UserId, Username,
+};
+
+use crate::{Page, PageRequest, StoreError};
+
+// ---------------------------------------------------------------- users
+
+/// A user about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: UserId,
+    pub username: Username,
+    pub email: Email,
+    pub display_name: DisplayName,
+    pub password_hash: String,
+    pub created_at: Timestamp,
+}
+
+/// Changes to a profile; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    pub display_name: Option<DisplayName>,
+    pub avatar: Option<Option<AttachmentId>>,
+}
+
+#[async_trait]
+pub trait UserRepo: Send + Sync + 'static {
+    /// Stores a new user. MUST refuse a username or email that another user
+    /// has, ignoring case, with `Conflict { what: "username" }` or
+    /// `Conflict { what: "email" }` (username checked first), also when two
+    /// registrations race.
+    async fn create(&self, user: &NewUser) -> Result<User, StoreError>;
+    /// `None` when no such user exists.
+    async fn find(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// The user and their password hash, found by username or email ignoring case.
+    async fn find_credentials(&self, login: &Login) -> Result<Option<(User, String)>, StoreError>;
+    /// Users whose username or display name starts with `prefix`, ignoring
+    /// case (every user for an empty prefix), ordered by lower-cased username.
+    async fn search(&self, prefix: &str, page: &PageRequest) -> Result<Page<User>, StoreError>;
+    /// Applies the patch and returns the user as it now is; `NotFound` for no user.
+    async fn update_profile(&self, id: UserId, patch: &ProfilePatch) -> Result<User, StoreError>;
+}
+
+// ---------------------------------------------------------------- sessions
+
+/// A login session. Its refresh token rotates: only the token of the current
+/// `generation` is good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub generation: u64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked: bool,
+}
+
+impl Session {
+    /// Whether tokens of this session are still honoured at `now`.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        !self.revoked && now < self.expires_at
+    }
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current: the session moved on to `generation`.
+    Rotated { session: Session },
+    /// The token had been used before: the session is now revoked.
+    Reused,
+    /// No such session, or it was revoked or expired.
+    Inactive,
+}
+
+#[async_trait]
+pub trait SessionRepo: Send + Sync + 'static {
+    /// Stores a new session.
+    async fn create(&self, session: &Session) -> Result<(), StoreError>;
+    /// `None` when no such session exists.
+    async fn find(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
+    /// Atomically checks a presented refresh `generation` against the
+    /// session's: equal moves it to `generation + 1` and sets `expires_at`; an
+    /// older one revokes the session (`Reused`). Two concurrent calls with the
+    /// same generation MUST NOT both rotate.
+    async fn rotate(
+        &self,
+        id: SessionId,
+        generation: u64,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Rotation, StoreError>;
+    /// Revokes the session; `false` if it did not exist or was revoked already.
+    async fn revoke(&self, id: SessionId) -> Result<bool, StoreError>;
+}
+
+// ---------------------------------------------------------------- blocks
+
+#[async_trait]
+pub trait BlockRepo: Send + Sync + 'static {
+    /// Records that `blocker` blocks `blocked`; `false` if it did already.
+    async fn block(&self, blocker: UserId, blocked: UserId, at: Timestamp) -> Result<bool, StoreError>;
+    /// Lifts the block; `false` if there was none.
+    async fn unblock(&self, blocker: UserId, blocked: UserId) -> Result<bool, StoreError>;
+    /// Whether either user blocks the other.
+    async fn either_blocks(&self, a: UserId, b: UserId) -> Result<bool, StoreError>;
+    /// The users `blocker` blocks, most recently blocked first.
+    async fn list(&self, blocker: UserId, page: &PageRequest) -> Result<Page<User>, StoreError>;
+}
+
+// ---------------------------------------------------------------- rooms
+
+/// A room about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    pub id: RoomId,
+    pub kind: RoomKind,
+    pub name: RoomName,
+    pub description: RoomDescription,
+    pub created_by: UserId,
+    pub created_at: Timestamp,
+    /// For a direct room, [`chat_domain::room::direct_pair`] of its two users.
+    pub direct_pair: Option<(UserId, UserId)>,
+}
+
+/// A member with their user, for member lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberView {
+    pub membership: Membership,
+    pub user: User,
+}
+
+/// A room in its member's own list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MyRoom {
+    pub room: Room,
+    pub my_role: Role,
+    /// Messages after the member's read marker that others sent and that are
+    /// not deleted.
+    pub unread_count: u64,
+    /// The message with the highest seq, as the member sees it.
+    pub last_message: Option<Message>,
+}
+
+/// One step of a change to a room, applied by [`RoomRepo::apply`]. The
+/// `Expect*` steps are preconditions: the domain decided on a snapshot, and
+/// the store checks that the facts the decision rested on still hold.
+#[derive(Debug, Clone)]
+pub enum RoomOp {
+    /// `user`'s role in the room is `role` (`None`: not a member).
+    ExpectRole { user: UserId, role: Option<Role> },
+    /// The room has between `at_least` and `at_most` members, inclusive.
+    ExpectMembers { at_least: u32, at_most: u32 },
+    /// Whether `user` is banned from the room.
+    ExpectBanned { user: UserId, banned: bool },
+    /// `user` joins with `role`, at `at`. Counted.
+    AddMember { user: UserId, role: Role, at: Timestamp },
+    /// `user` leaves. Counted.
+    RemoveMember { user: UserId },
+    /// A member's role becomes `role`. Counted.
+    SetRole { user: UserId, role: Role },
+    /// Bans `user`. Not counted (its system message is).
+    Ban { user: UserId, by: UserId, at: Timestamp },
+    /// Lifts `user`'s ban. Not counted.
+    Unban { user: UserId },
+    /// Renames or re-describes the room. Counted.
+    Update {
+        name: Option<RoomName>,
+        description: Option<RoomDescription>,
+    },
+    /// Writes a `system` message from `sender`; it takes the next seq. Counted.
+    SystemMessage {
+        id: MessageId,
+        sender: UserId,
+        content: MessageContent,
+        at: Timestamp,
+    },
+    /// Deletes the room, its memberships, bans and messages. Must come last.
+    Delete,
+}
+
+/// What one counted step of [`RoomRepo::apply`] did, with the room version it
+/// produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomChange {
+    MemberAdded { membership: Membership, version: u64 },
+    MemberRemoved { user: UserId, version: u64 },
+    RoleChanged { membership: Membership, version: u64 },
+    Updated { version: u64 },
+    MessageAdded { message: Message },
+}
+
+/// The result of [`RoomRepo::apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The room after the change; `None` when it was deleted.
+    pub room: Option<Room>,
+    /// Counted steps in the order applied; versions run on from the room's
+    /// version before the change, one per entry.
+    pub changes: Vec<RoomChange>,
+    /// When the room was deleted, who its members were.
+    pub deleted_members: Vec<UserId>,
+}
+
+#[async_trait]
+pub trait RoomRepo: Send + Sync + 'static {
+    /// Creates the room at version 1 with `members` (the first of them its
+    /// creator), atomically. For a direct room, MUST refuse a second room for
+    /// the same pair with `Conflict { what: "direct_pair" }`, also under a race.
+    async fn create(&self, room: &NewRoom, members: &[(UserId, Role)]) -> Result<Room, StoreError>;
+    /// `None` when no such room exists.
+    async fn find(&self, id: RoomId) -> Result<Option<Room>, StoreError>;
+    /// The direct room of a pair as [`chat_domain::room::direct_pair`] sorts it.
+    async fn find_direct(&self, pair: (UserId, UserId)) -> Result<Option<Room>, StoreError>;
+    /// Public rooms whose name contains `query` ignoring case (all for an
+    /// empty query), newest first.
+    async fn list_public(&self, query: &str, page: &PageRequest) -> Result<Page<Room>, StoreError>;
+    /// The rooms `user` is in, most recent activity (newest message, else
+    /// creation) first.
+    async fn list_mine(&self, user: UserId, page: &PageRequest) -> Result<Page<MyRoom>, StoreError>;
+    /// `user`'s membership, `None` when not a member.
+    async fn find_member(&self, room: RoomId, user: UserId) -> Result<Option<Membership>, StoreError>;
+    /// Every member, in the order they joined.
+    async fn all_members(&self, room: RoomId) -> Result<Vec<Membership>, StoreError>;
+    /// A page of members with their users, in the order they joined.
+    async fn list_members(&self, room: RoomId, page: &PageRequest) -> Result<Page<MemberView>, StoreError>;
+    /// Whether `user` is banned from the room.
+    async fn is_banned(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
+    /// Applies the steps in order, atomically: all or nothing. A failed
+    /// `Expect*` step fails the whole call with `Conflict { what: STALE }` and
+    /// changes nothing; `NotFound` when the room does not exist. Each counted
+    /// step raises the version by one, in commit order with every other change
+    /// of the room (messages included).
+    async fn apply(&self, room: RoomId, ops: &[RoomOp]) -> Result<Applied, StoreError>;
+}
+
+// ---------------------------------------------------------------- messages
+
+/// A message about to be sent.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub room_id: RoomId,
+    pub sender: UserId,
+    pub kind: MessageKind,
+    pub content: MessageContent,
+    pub attachment: Option<AttachmentId>,
+    pub reply_to: Option<MessageId>,
+    pub client_msg_id: Option<ClientMsgId>,
+    pub created_at: Timestamp,
+}
+
+/// What a send did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Appended {
+    /// Stored with the next seq, raising the room's version by one.
+    New(Message),
+    /// The sender had sent this `client_msg_id` to this room before: that
+    /// message, unchanged. Nothing was stored.
+    Existing(Message),
+}
+
+/// A slice of history, in ascending seq.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    pub messages: Vec<Message>,
+    /// Whether more messages lie beyond the slice in the direction read.
+    pub has_more: bool,
+}
+
+/// A member's markers in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Markers {
+    pub last_read_seq: u64,
+    pub last_delivered_seq: u64,
+}
+
+#[async_trait]
+pub trait MessageRepo: Send + Sync + 'static {
+    /// Stores a message with the room's next seq, atomically: the seq is
+    /// gapless and strictly increasing in commit order, also with concurrent
+    /// senders, and a failed send burns no seq. With a `client_msg_id` that
+    /// this sender already used in this room, returns `Existing` with the first
+    /// message, also when the two sends race. Fails with `Conflict { what:
+    /// STALE }` when the sender is not a member at commit time, and `NotFound`
+    /// when the room does not exist.
+    async fn append(&self, message: &NewMessage) -> Result<Appended, StoreError>;
+    /// The message as `viewer` sees it (reactions' `me`); `None` if none.
+    async fn find(&self, id: MessageId, viewer: UserId) -> Result<Option<Message>, StoreError>;
+    /// A slice of the room's history as `viewer` sees it.
+    async fn history(&self, room: RoomId, query: HistoryQuery, viewer: UserId) -> Result<History, StoreError>;
+    /// `user`'s markers in the room (zeros where none yet).
+    async fn markers(&self, room: RoomId, user: UserId) -> Result<Markers, StoreError>;
+    /// Moves `user`'s read marker (and with it the delivered one) forward to
+    /// `seq`; never back. `true` when the read marker moved.
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: u64) -> Result<bool, StoreError>;
+}
+
+/// Every repository, as one bundle: what the app is built from and what the
+/// contract suite runs against.
+#[derive(Clone)]
+pub struct Stores {
+    pub users: std::sync::Arc<dyn UserRepo>,
+    pub sessions: std::sync::Arc<dyn SessionRepo>,
+    pub blocks: std::sync::Arc<dyn BlockRepo>,
+    pub rooms: std::sync::Arc<dyn RoomRepo>,
+    pub messages: std::sync::Arc<dyn MessageRepo>,
+}
