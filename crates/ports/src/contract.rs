@@ -1,1 +1,2568 @@
-//! placeholder
+//! The repository ports' contract as an executable suite (feature `testing`).
+//!
+//! One `pub async fn` per promise of a port. Each takes a fresh, empty
+//! [`Stores`] bundle and asserts with plain `assert!`s, so every store runs
+//! the same checks and the fake cannot drift from the real database. A store
+//! runs the whole suite from its `tests/contract.rs` with [`contract_tests!`]:
+//!
+//! ```ignore
+//! // The expression is evaluated afresh in every test and awaited; its output
+//! // is a `Stores` bundle, or a `(Stores, Guard)` pair whose guard lives
+//! // (and keeps, say, a per-test database alive) until the test ends.
+//! chat_ports::contract_tests!(async { chat_store_memory::MemoryStore::new_stores() });
+//! ```
+//!
+//! The calling crate needs `tokio` (features `macros` and `rt-multi-thread`)
+//! among its dev-dependencies: each contract becomes a
+//! `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]`.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed step should fail the test loudly"
+)]
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+
+use chat_domain::room::direct_pair;
+use chat_domain::{
+    ClientMsgId, DisplayName, Email, HistoryQuery, Login, Membership, Message, MessageContent,
+    MessageId, MessageKind, PageLimit, Role, Room, RoomDescription, RoomId, RoomKind, RoomName,
+    SenderInfo, SessionId, Timestamp, User, UserId, Username,
+};
+use uuid::Uuid;
+
+use crate::{
+    Appended, Applied, Cursor, History, Markers, MemberView, MyRoom, NewMessage, NewRoom, NewUser,
+    Page, PageRequest, ProfilePatch, RoomChange, RoomOp, Rotation, Session, StoreError, Stores,
+};
+
+// ================================================================ harness
+
+/// What [`contract_tests!`]'s set-up expression produces: the stores under
+/// test, and whatever must stay alive while a test runs.
+pub trait Fixture {
+    fn stores(&self) -> Stores;
+}
+
+impl Fixture for Stores {
+    fn stores(&self) -> Stores {
+        self.clone()
+    }
+}
+
+/// Stores with a guard (a per-test database, say) dropped when the test ends.
+impl<G> Fixture for (Stores, G) {
+    fn stores(&self) -> Stores {
+        self.0.clone()
+    }
+}
+
+/// Expands into one `#[tokio::test]` per contract of [`chat_ports::contract`](crate::contract).
+///
+/// The argument is an expression evaluated afresh in each test and then
+/// `.await`ed, e.g. an `async { ... }` block; what it yields must implement
+/// [`Fixture`](crate::contract::Fixture): a fresh, empty [`Stores`](crate::Stores),
+/// or `(Stores, guard)`.
+///
+/// ```ignore
+/// chat_ports::contract_tests!(async { chat_store_memory::MemoryStore::new_stores() });
+/// chat_ports::contract_tests!(async {
+///     let db = TestDb::create().await;      // dropped when the test ends
+///     (PgStore::connect(db.url()).await.stores(), db)
+/// });
+/// ```
+#[macro_export]
+macro_rules! contract_tests {
+    ($make:expr) => {
+        $crate::contract_tests!(@each $make;
+            user_create_and_find,
+            user_unique_ignoring_case,
+            user_unique_under_race,
+            user_find_credentials,
+            user_search_prefix,
+            user_search_pages,
+            user_update_profile,
+            session_create_find_revoke,
+            session_rotate,
+            session_rotate_inactive,
+            session_rotate_race,
+            block_and_unblock,
+            block_list_newest_first,
+            room_create_and_find,
+            room_direct_pair_unique,
+            room_direct_pair_race,
+            room_list_public,
+            room_list_public_pages,
+            room_list_mine,
+            room_list_mine_pages,
+            room_members,
+            room_invalid_cursors,
+            room_apply_membership,
+            room_apply_update,
+            room_apply_ban_unban,
+            room_apply_preconditions,
+            room_apply_system_message,
+            room_apply_delete,
+            room_apply_delete_direct,
+            room_apply_unknown_room,
+            message_append_and_find,
+            message_seq_concurrent,
+            message_idempotent,
+            message_idempotent_race,
+            message_requires_membership,
+            message_history_edges,
+            message_read_markers,
+            room_version_counts_every_change,
+        );
+    };
+    (@each $make:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let fixture = $make.await;
+                let stores = $crate::contract::Fixture::stores(&fixture);
+                $crate::contract::$name(stores).await;
+                drop(fixture);
+            }
+        )+
+    };
+}
+
+// ================================================================ helpers
+
+/// 2026-01-01T00:00:00Z plus `secs` seconds: whole seconds, which every
+/// store keeps exactly.
+fn at(secs: i64) -> Timestamp {
+    chrono::DateTime::from_timestamp(1_767_225_600 + secs, 0).unwrap()
+}
+
+fn uuid() -> Uuid {
+    Uuid::now_v7()
+}
+
+fn limit(n: i64) -> PageLimit {
+    PageLimit::new(n).unwrap()
+}
+
+fn page(n: i64, after: Option<Cursor>) -> PageRequest {
+    PageRequest {
+        limit: limit(n),
+        after,
+    }
+}
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        id: UserId(uuid()),
+        username: Username::parse(name).unwrap(),
+        email: Email::parse(&format!("{name}@example.com")).unwrap(),
+        display_name: DisplayName::parse(name).unwrap(),
+        password_hash: format!("hash-of-{name}"),
+        created_at: at(0),
+    }
+}
+
+async fn user(s: &Stores, name: &str) -> User {
+    s.users.create(&new_user(name)).await.unwrap()
+}
+
+async fn user_named(s: &Stores, name: &str, display_name: &str) -> User {
+    let mut new = new_user(name);
+    new.display_name = DisplayName::parse(display_name).unwrap();
+    s.users.create(&new).await.unwrap()
+}
+
+fn new_room(kind: RoomKind, name: &str, creator: UserId, created_at: Timestamp) -> NewRoom {
+    NewRoom {
+        id: RoomId(uuid()),
+        kind,
+        name: RoomName::parse(name).unwrap(),
+        description: RoomDescription::default(),
+        created_by: creator,
+        created_at,
+        direct_pair: None,
+    }
+}
+
+/// A room of `kind` created at `created_at`, the first member its creator.
+async fn room_at(
+    s: &Stores,
+    kind: RoomKind,
+    name: &str,
+    created_at: Timestamp,
+    members: &[(UserId, Role)],
+) -> Room {
+    let new = new_room(kind, name, members[0].0, created_at);
+    s.rooms.create(&new, members).await.unwrap()
+}
+
+/// A private room owned by `owner` with `others` as members, created at 0.
+async fn group(s: &Stores, owner: UserId, others: &[UserId]) -> Room {
+    let mut members = vec![(owner, Role::Owner)];
+    members.extend(others.iter().map(|u| (*u, Role::Member)));
+    room_at(s, RoomKind::Private, "group", at(0), &members).await
+}
+
+fn new_direct(a: &User, b: &User) -> NewRoom {
+    let mut new = new_room(RoomKind::Direct, "dm", a.id, at(0));
+    new.name = RoomName::for_direct(&a.username, &b.username);
+    new.direct_pair = Some(direct_pair(a.id, b.id));
+    new
+}
+
+fn text(s: &str) -> MessageContent {
+    MessageContent::parse(s, false).unwrap()
+}
+
+fn new_message(room: RoomId, sender: UserId, content: &str, created_at: Timestamp) -> NewMessage {
+    NewMessage {
+        id: MessageId(uuid()),
+        room_id: room,
+        sender,
+        kind: MessageKind::Text,
+        content: text(content),
+        attachment: None,
+        reply_to: None,
+        client_msg_id: None,
+        created_at,
+    }
+}
+
+fn with_client_id(mut m: NewMessage, key: &str) -> NewMessage {
+    m.client_msg_id = Some(ClientMsgId::parse(key).unwrap());
+    m
+}
+
+fn new_one(a: Appended) -> Message {
+    match a {
+        Appended::New(m) => m,
+        Appended::Existing(m) => panic!("expected a new message, got the existing {m:?}"),
+    }
+}
+
+/// Sends `content` as a new message; panics unless it is stored anew.
+async fn send(
+    s: &Stores,
+    room: RoomId,
+    sender: UserId,
+    content: &str,
+    created_at: Timestamp,
+) -> Message {
+    new_one(
+        s.messages
+            .append(&new_message(room, sender, content, created_at))
+            .await
+            .unwrap(),
+    )
+}
+
+fn system_message(sender: UserId, content: &str, when: Timestamp) -> RoomOp {
+    RoomOp::SystemMessage {
+        id: MessageId(uuid()),
+        sender,
+        content: MessageContent::system(content.to_owned()),
+        at: when,
+    }
+}
+
+async fn room_now(s: &Stores, room: RoomId) -> Room {
+    s.rooms.find(room).await.unwrap().expect("the room exists")
+}
+
+async fn latest(s: &Stores, room: RoomId, viewer: UserId) -> History {
+    s.messages
+        .history(room, HistoryQuery::Latest(limit(100)), viewer)
+        .await
+        .unwrap()
+}
+
+fn seqs(h: &History) -> Vec<u64> {
+    h.messages.iter().map(|m| m.seq).collect()
+}
+
+#[track_caller]
+fn assert_stale<T: Debug>(r: Result<T, StoreError>) {
+    match r {
+        Err(e) if e.is_stale() => {}
+        other => panic!("expected a stale conflict, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_conflict<T: Debug>(r: Result<T, StoreError>, what: &str) {
+    match r {
+        Err(StoreError::Conflict { what: w }) if w == what => {}
+        other => panic!("expected a conflict on {what}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_not_found<T: Debug>(r: Result<T, StoreError>) {
+    match r {
+        Err(StoreError::NotFound) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_invalid_cursor<T: Debug>(r: Result<T, StoreError>) {
+    match r {
+        Err(StoreError::InvalidCursor) => {}
+        other => panic!("expected InvalidCursor, got {other:?}"),
+    }
+}
+
+/// Reads a list page by page of `size` items until its end; asserts that
+/// each page but the last is full and carries a cursor, and the last none.
+async fn pages<T>(size: i64, fetch: impl AsyncFn(PageRequest) -> Page<T>) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut after = None;
+    for _ in 0..1000 {
+        let p = fetch(page(size, after.take())).await;
+        let len = p.items.len();
+        out.push(p.items);
+        match p.next_cursor {
+            Some(c) => {
+                assert_eq!(len, size as usize, "a page with a next cursor is full");
+                after = Some(c);
+            }
+            None => {
+                assert!(len <= size as usize);
+                return out;
+            }
+        }
+    }
+    panic!("the listing never ended");
+}
+
+fn ids_of_users(users: &[User]) -> Vec<UserId> {
+    users.iter().map(|u| u.id).collect()
+}
+
+fn ids_of_rooms(rooms: &[Room]) -> Vec<RoomId> {
+    rooms.iter().map(|r| r.id).collect()
+}
+
+// ================================================================ users
+
+/// `UserRepo::create` keeps every field and `find` reads it back.
+pub async fn user_create_and_find(s: Stores) {
+    let mut new = new_user("Alice");
+    new.display_name = DisplayName::parse("Alice A.").unwrap();
+    new.created_at = at(42);
+    let created = s.users.create(&new).await.unwrap();
+    assert_eq!(created.id, new.id);
+    assert_eq!(created.username.as_str(), "Alice", "kept as typed");
+    assert_eq!(created.email, new.email);
+    assert_eq!(created.display_name.as_str(), "Alice A.");
+    assert_eq!(created.avatar, None);
+    assert_eq!(created.created_at, at(42));
+    assert_eq!(created.last_seen_at, None);
+    assert_eq!(s.users.find(new.id).await.unwrap(), Some(created));
+    assert_eq!(s.users.find(UserId(uuid())).await.unwrap(), None);
+}
+
+/// Usernames and emails are unique ignoring case; the username is checked
+/// first; a refused user is not stored.
+pub async fn user_unique_ignoring_case(s: Stores) {
+    user(&s, "Alice").await;
+
+    let mut same_name = new_user("aLICE");
+    same_name.email = Email::parse("other@example.com").unwrap();
+    assert_conflict(s.users.create(&same_name).await, "username");
+
+    let mut same_email = new_user("bob");
+    same_email.email = Email::parse("ALICE@Example.COM").unwrap();
+    assert_conflict(s.users.create(&same_email).await, "email");
+
+    let both = new_user("ALICE");
+    assert_conflict(s.users.create(&both).await, "username");
+
+    for refused in [&same_name, &same_email, &both] {
+        assert_eq!(s.users.find(refused.id).await.unwrap(), None);
+    }
+    let all = s.users.search("", &PageRequest::default()).await.unwrap();
+    assert_eq!(all.items.len(), 1);
+
+    // Neither half of a refused user was kept: both are still free.
+    let mut ok = new_user("bob");
+    ok.email = Email::parse("other@example.com").unwrap();
+    s.users.create(&ok).await.unwrap();
+}
+
+/// Concurrent registrations of one username (or one email) in different
+/// cases: exactly one wins.
+pub async fn user_unique_under_race(s: Stores) {
+    let names = [
+        "carol", "Carol", "CAROL", "cArOl", "caROL", "CaRoL", "carOL", "CARol",
+    ];
+    let mut tasks = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut new = new_user(name);
+        new.email = Email::parse(&format!("carol{i}@example.com")).unwrap();
+        let users = s.users.clone();
+        tasks.push(tokio::spawn(async move { users.create(&new).await }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            r => assert_conflict(r, "username"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one registration of the username wins");
+
+    let emails = [
+        "dan@example.com",
+        "DAN@example.com",
+        "Dan@Example.com",
+        "dan@EXAMPLE.COM",
+    ];
+    let mut tasks = Vec::new();
+    for (i, email) in emails.iter().enumerate() {
+        let mut new = new_user(&format!("dan{i}"));
+        new.email = Email::parse(email).unwrap();
+        let users = s.users.clone();
+        tasks.push(tokio::spawn(async move { users.create(&new).await }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            r => assert_conflict(r, "email"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one registration of the email wins");
+    let all = s.users.search("", &PageRequest::default()).await.unwrap();
+    assert_eq!(all.items.len(), 2);
+}
+
+/// `find_credentials` finds by username or by email, ignoring case, with the hash.
+pub async fn user_find_credentials(s: Stores) {
+    let dave = user(&s, "Dave").await;
+    user(&s, "erin").await;
+    let expected = Some((dave.clone(), "hash-of-Dave".to_owned()));
+    for login in [
+        Login::Username("Dave".into()),
+        Login::Username("dave".into()),
+        Login::Username("DAVE".into()),
+        Login::Email("Dave@example.com".into()),
+        Login::Email("DAVE@EXAMPLE.COM".into()),
+    ] {
+        assert_eq!(
+            s.users.find_credentials(&login).await.unwrap(),
+            expected,
+            "{login:?}"
+        );
+    }
+    for login in [
+        Login::Username("nobody".into()),
+        Login::Email("nobody@example.com".into()),
+        Login::Username("Dave@example.com".into()),
+        Login::Email("Dave".into()),
+    ] {
+        assert_eq!(
+            s.users.find_credentials(&login).await.unwrap(),
+            None,
+            "{login:?}"
+        );
+    }
+}
+
+/// Search matches a prefix of the username or of the display name, ignoring
+/// case, ordered by lower-cased username; an empty prefix lists everyone.
+pub async fn user_search_prefix(s: Stores) {
+    let bob = user_named(&s, "bob", "ALbert Bob").await;
+    let alice = user_named(&s, "alice", "Alice Smith").await;
+    let carol = user_named(&s, "carol", "Carol").await;
+    let alfred = user_named(&s, "Alfred", "Fred").await;
+    let all = PageRequest::default();
+    let found = |p: Page<User>| {
+        assert_eq!(p.next_cursor, None);
+        ids_of_users(&p.items)
+    };
+
+    assert_eq!(
+        found(s.users.search("AL", &all).await.unwrap()),
+        vec![alfred.id, alice.id, bob.id]
+    );
+    assert_eq!(
+        found(s.users.search("fr", &all).await.unwrap()),
+        vec![alfred.id]
+    );
+    assert_eq!(
+        found(s.users.search("alf", &all).await.unwrap()),
+        vec![alfred.id]
+    );
+    assert_eq!(
+        found(s.users.search("", &all).await.unwrap()),
+        vec![alfred.id, alice.id, bob.id, carol.id]
+    );
+    assert_eq!(
+        found(s.users.search("smith", &all).await.unwrap()),
+        vec![],
+        "a prefix, not a substring"
+    );
+    assert_eq!(found(s.users.search("zz", &all).await.unwrap()), vec![]);
+    let got = s.users.search("CAROL", &all).await.unwrap();
+    assert_eq!(got.items, vec![carol]);
+}
+
+/// Search pages follow each other with no duplicate and no gap.
+pub async fn user_search_pages(s: Stores) {
+    let mut expected = Vec::new();
+    // Created out of order, so that neither id nor creation order is the answer.
+    for i in [
+        7, 3, 11, 0, 19, 5, 14, 1, 22, 9, 16, 2, 20, 8, 12, 4, 18, 6, 21, 10, 15, 13, 17,
+    ] {
+        let name = if i % 2 == 0 {
+            format!("USER{i:02}")
+        } else {
+            format!("user{i:02}")
+        };
+        let u = user(&s, &name).await;
+        expected.push((name.to_lowercase(), u.id));
+    }
+    user(&s, "zed").await;
+    user_named(&s, "yann", "Someone").await;
+    expected.sort();
+    let expected: Vec<UserId> = expected.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(expected.len(), 23);
+
+    for size in [1, 5, 7, 22, 23, 100] {
+        let got = pages(size, async |p| s.users.search("user", &p).await.unwrap()).await;
+        let flat: Vec<UserId> = got.iter().flat_map(|p| ids_of_users(p)).collect();
+        assert_eq!(flat, expected, "pages of {size}");
+        assert_eq!(
+            got.len(),
+            23usize.div_ceil(size as usize),
+            "pages of {size}"
+        );
+    }
+    // An empty prefix pages through everyone.
+    let got = pages(4, async |p| s.users.search("", &p).await.unwrap()).await;
+    let flat: HashSet<UserId> = got.iter().flat_map(|p| ids_of_users(p)).collect();
+    assert_eq!(flat.len(), 25);
+}
+
+/// `update_profile` changes what the patch names and nothing else.
+pub async fn user_update_profile(s: Stores) {
+    let erin = user(&s, "erin").await;
+    let patch = ProfilePatch {
+        display_name: Some(DisplayName::parse("Erin E.").unwrap()),
+        avatar: None,
+    };
+    let updated = s.users.update_profile(erin.id, &patch).await.unwrap();
+    assert_eq!(updated.display_name.as_str(), "Erin E.");
+    assert_eq!(
+        User {
+            display_name: erin.display_name.clone(),
+            ..updated.clone()
+        },
+        erin,
+        "nothing else changed"
+    );
+    assert_eq!(s.users.find(erin.id).await.unwrap(), Some(updated.clone()));
+
+    let unchanged = s
+        .users
+        .update_profile(erin.id, &ProfilePatch::default())
+        .await
+        .unwrap();
+    assert_eq!(unchanged, updated);
+    let cleared = ProfilePatch {
+        display_name: None,
+        avatar: Some(None),
+    };
+    assert_eq!(
+        s.users
+            .update_profile(erin.id, &cleared)
+            .await
+            .unwrap()
+            .avatar,
+        None
+    );
+
+    assert_not_found(s.users.update_profile(UserId(uuid()), &patch).await);
+}
+
+// ================================================================ sessions
+
+fn session(user: UserId, expires_at: Timestamp) -> Session {
+    Session {
+        id: SessionId(uuid()),
+        user_id: user,
+        generation: 0,
+        created_at: at(0),
+        expires_at,
+        revoked: false,
+    }
+}
+
+/// Sessions are stored and read back; `revoke` is true once.
+pub async fn session_create_find_revoke(s: Stores) {
+    let u = user(&s, "frank").await;
+    let sess = session(u.id, at(3600));
+    s.sessions.create(&sess).await.unwrap();
+    assert_eq!(s.sessions.find(sess.id).await.unwrap(), Some(sess.clone()));
+    assert_eq!(s.sessions.find(SessionId(uuid())).await.unwrap(), None);
+
+    assert!(s.sessions.revoke(sess.id).await.unwrap());
+    assert!(
+        !s.sessions.revoke(sess.id).await.unwrap(),
+        "revoked already"
+    );
+    assert!(
+        !s.sessions.revoke(SessionId(uuid())).await.unwrap(),
+        "no such session"
+    );
+    let found = s.sessions.find(sess.id).await.unwrap().unwrap();
+    assert!(found.revoked);
+    assert!(!found.is_active(at(1)));
+}
+
+/// The current generation rotates; an older one revokes the session.
+pub async fn session_rotate(s: Stores) {
+    let u = user(&s, "gina").await;
+    let sess = session(u.id, at(3600));
+    s.sessions.create(&sess).await.unwrap();
+
+    let first = s
+        .sessions
+        .rotate(sess.id, 0, at(10), at(5000))
+        .await
+        .unwrap();
+    let expected = Session {
+        generation: 1,
+        expires_at: at(5000),
+        ..sess.clone()
+    };
+    assert_eq!(
+        first,
+        Rotation::Rotated {
+            session: expected.clone()
+        }
+    );
+    assert_eq!(s.sessions.find(sess.id).await.unwrap(), Some(expected));
+
+    let second = s
+        .sessions
+        .rotate(sess.id, 1, at(20), at(6000))
+        .await
+        .unwrap();
+    let Rotation::Rotated { session: now } = second else {
+        panic!("expected a rotation, got {second:?}");
+    };
+    assert_eq!(
+        (now.generation, now.expires_at, now.revoked),
+        (2, at(6000), false)
+    );
+
+    // Generation 1 again: a used token.
+    assert_eq!(
+        s.sessions
+            .rotate(sess.id, 1, at(30), at(7000))
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+    let found = s.sessions.find(sess.id).await.unwrap().unwrap();
+    assert!(found.revoked);
+    assert_eq!(found.generation, 2);
+    // Revoked: even the current generation no longer rotates.
+    assert_eq!(
+        s.sessions
+            .rotate(sess.id, 2, at(40), at(8000))
+            .await
+            .unwrap(),
+        Rotation::Inactive
+    );
+}
+
+/// A missing, revoked or expired session does not rotate, and is left as it was.
+pub async fn session_rotate_inactive(s: Stores) {
+    let u = user(&s, "hank").await;
+    assert_eq!(
+        s.sessions
+            .rotate(SessionId(uuid()), 0, at(1), at(100))
+            .await
+            .unwrap(),
+        Rotation::Inactive
+    );
+
+    let expiring = session(u.id, at(100));
+    s.sessions.create(&expiring).await.unwrap();
+    assert_eq!(
+        s.sessions
+            .rotate(expiring.id, 0, at(100), at(200))
+            .await
+            .unwrap(),
+        Rotation::Inactive,
+        "expired at expires_at"
+    );
+    assert_eq!(
+        s.sessions.find(expiring.id).await.unwrap(),
+        Some(expiring.clone())
+    );
+    let Rotation::Rotated { session: rotated } = s
+        .sessions
+        .rotate(expiring.id, 0, at(99), at(200))
+        .await
+        .unwrap()
+    else {
+        panic!("still active just before it expires");
+    };
+    // Expired: an old generation is inactive too, and revokes nothing.
+    assert_eq!(
+        s.sessions
+            .rotate(expiring.id, 0, at(300), at(400))
+            .await
+            .unwrap(),
+        Rotation::Inactive
+    );
+    assert_eq!(s.sessions.find(expiring.id).await.unwrap(), Some(rotated));
+
+    let revoked = session(u.id, at(3600));
+    s.sessions.create(&revoked).await.unwrap();
+    assert!(s.sessions.revoke(revoked.id).await.unwrap());
+    assert_eq!(
+        s.sessions
+            .rotate(revoked.id, 0, at(1), at(100))
+            .await
+            .unwrap(),
+        Rotation::Inactive
+    );
+}
+
+/// Ten concurrent rotations of one generation: exactly one rotates, one
+/// finds its token used (revoking the session), the rest find it inactive.
+pub async fn session_rotate_race(s: Stores) {
+    let u = user(&s, "iris").await;
+    let sess = session(u.id, at(3600));
+    s.sessions.create(&sess).await.unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let sessions = s.sessions.clone();
+            tokio::spawn(async move { sessions.rotate(sess.id, 0, at(10), at(5000 + i)).await })
+        })
+        .collect();
+    let (mut rotated, mut reused, mut inactive) = (0, 0, 0);
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            Rotation::Rotated { session } => {
+                assert_eq!(session.generation, 1);
+                rotated += 1;
+            }
+            Rotation::Reused => reused += 1,
+            Rotation::Inactive => inactive += 1,
+        }
+    }
+    assert_eq!((rotated, reused, inactive), (1, 1, 8));
+    let found = s.sessions.find(sess.id).await.unwrap().unwrap();
+    assert_eq!(found.generation, 1);
+    assert!(found.revoked);
+}
+
+// ================================================================ blocks
+
+/// `block` and `unblock` say whether they changed anything; `either_blocks`
+/// looks both ways.
+pub async fn block_and_unblock(s: Stores) {
+    let a = user(&s, "jack").await;
+    let b = user(&s, "kate").await;
+    let c = user(&s, "liam").await;
+    assert!(!s.blocks.either_blocks(a.id, b.id).await.unwrap());
+    assert!(s.blocks.block(a.id, b.id, at(1)).await.unwrap());
+    assert!(
+        !s.blocks.block(a.id, b.id, at(2)).await.unwrap(),
+        "blocked already"
+    );
+    assert!(s.blocks.either_blocks(a.id, b.id).await.unwrap());
+    assert!(s.blocks.either_blocks(b.id, a.id).await.unwrap());
+    assert!(!s.blocks.either_blocks(a.id, c.id).await.unwrap());
+    assert!(!s.blocks.either_blocks(b.id, c.id).await.unwrap());
+
+    // Both ways at once; lifting one leaves the other.
+    assert!(s.blocks.block(b.id, a.id, at(3)).await.unwrap());
+    assert!(s.blocks.unblock(a.id, b.id).await.unwrap());
+    assert!(
+        !s.blocks.unblock(a.id, b.id).await.unwrap(),
+        "no block left"
+    );
+    assert!(s.blocks.either_blocks(a.id, b.id).await.unwrap());
+    assert!(s.blocks.unblock(b.id, a.id).await.unwrap());
+    assert!(!s.blocks.either_blocks(a.id, b.id).await.unwrap());
+    assert!(!s.blocks.unblock(c.id, a.id).await.unwrap());
+    let listed = s.blocks.list(a.id, &PageRequest::default()).await.unwrap();
+    assert_eq!(listed.items, vec![]);
+    assert_eq!(listed.next_cursor, None);
+}
+
+/// A blocker's list: most recently blocked first, paged with no gap.
+pub async fn block_list_newest_first(s: Stores) {
+    let me = user(&s, "mia").await;
+    let mut others = Vec::new();
+    for name in ["noah", "olga", "paul", "quin", "rita"] {
+        others.push(user(&s, name).await);
+    }
+    // Blocked out of creation order: others[i] at time order[i].
+    let order = [3, 1, 5, 2, 4];
+    for (u, t) in others.iter().zip(order) {
+        assert!(s.blocks.block(me.id, u.id, at(t)).await.unwrap());
+    }
+    s.blocks.block(others[0].id, me.id, at(9)).await.unwrap();
+    let by_time = |t: i64| others[order.iter().position(|o| *o == t).unwrap()].id;
+    let newest_first: Vec<UserId> = (1..=5).rev().map(by_time).collect();
+
+    let got = pages(2, async |p| s.blocks.list(me.id, &p).await.unwrap()).await;
+    assert_eq!(got.len(), 3);
+    let flat: Vec<UserId> = got.iter().flat_map(|p| ids_of_users(p)).collect();
+    assert_eq!(flat, newest_first);
+    assert_eq!(got[0][0], others[2], "the users themselves");
+
+    assert!(s.blocks.unblock(me.id, by_time(3)).await.unwrap());
+    let got = s.blocks.list(me.id, &PageRequest::default()).await.unwrap();
+    assert_eq!(
+        ids_of_users(&got.items),
+        vec![by_time(5), by_time(4), by_time(2), by_time(1)]
+    );
+    let theirs = s
+        .blocks
+        .list(others[1].id, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(theirs.items, vec![]);
+}
+
+// ================================================================ rooms
+
+/// A new room is at version 1 with `last_seq` 0 and its members; creating
+/// writes no message.
+pub async fn room_create_and_find(s: Stores) {
+    let owner = user(&s, "sam").await;
+    let m1 = user(&s, "tess").await;
+    let m2 = user(&s, "ugo").await;
+    let stranger = user(&s, "vera").await;
+    let mut new = new_room(RoomKind::Public, "General", owner.id, at(10));
+    new.description = RoomDescription::parse("All things").unwrap();
+    let members = [
+        (owner.id, Role::Owner),
+        (m1.id, Role::Member),
+        (m2.id, Role::Admin),
+    ];
+    let room = s.rooms.create(&new, &members).await.unwrap();
+    assert_eq!(
+        room,
+        Room {
+            id: new.id,
+            kind: RoomKind::Public,
+            name: new.name.clone(),
+            description: new.description.clone(),
+            created_by: owner.id,
+            created_at: at(10),
+            member_count: 3,
+            last_seq: 0,
+            version: 1,
+            direct_pair: None,
+        }
+    );
+    assert_eq!(s.rooms.find(room.id).await.unwrap(), Some(room.clone()));
+    assert_eq!(s.rooms.find(RoomId(uuid())).await.unwrap(), None);
+
+    let membership = |user: UserId, role: Role| Membership {
+        room_id: room.id,
+        user_id: user,
+        role,
+        joined_at: at(10),
+    };
+    assert_eq!(
+        s.rooms.find_member(room.id, owner.id).await.unwrap(),
+        Some(membership(owner.id, Role::Owner))
+    );
+    assert_eq!(
+        s.rooms.find_member(room.id, m2.id).await.unwrap(),
+        Some(membership(m2.id, Role::Admin))
+    );
+    assert_eq!(
+        s.rooms.find_member(room.id, stranger.id).await.unwrap(),
+        None
+    );
+    // All joined at once: the order they joined is the order of their ids.
+    let mut expected: Vec<Membership> = members.iter().map(|(u, r)| membership(*u, *r)).collect();
+    expected.sort_by_key(|m| m.user_id);
+    assert_eq!(s.rooms.all_members(room.id).await.unwrap(), expected);
+    assert!(!s.rooms.is_banned(room.id, stranger.id).await.unwrap());
+    let h = latest(&s, room.id, owner.id).await;
+    assert_eq!((h.messages.len(), h.has_more), (0, false));
+}
+
+/// One direct room per pair, found from its sorted pair; notes to self are a
+/// pair of one user.
+pub async fn room_direct_pair_unique(s: Stores) {
+    let a = user(&s, "wade").await;
+    let b = user(&s, "xena").await;
+    let c = user(&s, "yuri").await;
+    let pair = direct_pair(a.id, b.id);
+    let new = new_direct(&a, &b);
+    let dm = s
+        .rooms
+        .create(&new, &[(a.id, Role::Member), (b.id, Role::Member)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (dm.kind, dm.direct_pair, dm.member_count, dm.version),
+        (RoomKind::Direct, Some(pair), 2, 1)
+    );
+    assert_eq!(s.rooms.find_direct(pair).await.unwrap(), Some(dm.clone()));
+    assert_eq!(
+        s.rooms.find_direct(direct_pair(a.id, c.id)).await.unwrap(),
+        None
+    );
+
+    // From the other side, with a new id: refused.
+    let again = new_direct(&b, &a);
+    assert_conflict(
+        s.rooms
+            .create(&again, &[(b.id, Role::Member), (a.id, Role::Member)])
+            .await,
+        "direct_pair",
+    );
+    assert_eq!(s.rooms.find(again.id).await.unwrap(), None);
+    assert_eq!(s.rooms.find_member(again.id, b.id).await.unwrap(), None);
+
+    let notes = new_direct(&a, &a);
+    let notes = s
+        .rooms
+        .create(&notes, &[(a.id, Role::Member)])
+        .await
+        .unwrap();
+    assert_eq!(notes.member_count, 1);
+    assert_eq!(notes.direct_pair, Some((a.id, a.id)));
+    assert_eq!(
+        s.rooms.find_direct((a.id, a.id)).await.unwrap(),
+        Some(notes)
+    );
+    assert_eq!(s.rooms.find_direct(pair).await.unwrap(), Some(dm));
+}
+
+/// Concurrent creations of one pair's direct room: exactly one wins.
+pub async fn room_direct_pair_race(s: Stores) {
+    let a = user(&s, "zack").await;
+    let b = user(&s, "abby").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let rooms = s.rooms.clone();
+            let new = if i % 2 == 0 {
+                new_direct(&a, &b)
+            } else {
+                new_direct(&b, &a)
+            };
+            let members = [
+                (new.created_by, Role::Member),
+                (if i % 2 == 0 { b.id } else { a.id }, Role::Member),
+            ];
+            tokio::spawn(async move { rooms.create(&new, &members).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(room) => winners.push(room),
+            r => assert_conflict(r, "direct_pair"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(
+        s.rooms.find_direct(direct_pair(a.id, b.id)).await.unwrap(),
+        Some(winners.remove(0))
+    );
+    assert_eq!(
+        s.rooms
+            .list_mine(a.id, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
+/// The directory lists public rooms only, filtered by a case-insensitive
+/// substring of the name, newest first.
+pub async fn room_list_public(s: Stores) {
+    let o = user(&s, "bart").await;
+    let other = user(&s, "cleo").await;
+    let owner = [(o.id, Role::Owner)];
+    let rust = room_at(&s, RoomKind::Public, "Rust lovers", at(1), &owner).await;
+    let rustaceans = room_at(&s, RoomKind::Public, "rustaceans", at(2), &owner).await;
+    let go = room_at(&s, RoomKind::Public, "Go gophers", at(3), &owner).await;
+    let trust = room_at(&s, RoomKind::Public, "TRUST issues", at(4), &owner).await;
+    let cooking = room_at(&s, RoomKind::Public, "cooking", at(5), &owner).await;
+    room_at(&s, RoomKind::Private, "rust private", at(6), &owner).await;
+    s.rooms
+        .create(
+            &new_direct(&o, &other),
+            &[(o.id, Role::Member), (other.id, Role::Member)],
+        )
+        .await
+        .unwrap();
+
+    let list = |q: &'static str| {
+        let s = s.clone();
+        async move {
+            let p = s
+                .rooms
+                .list_public(q, &PageRequest::default())
+                .await
+                .unwrap();
+            assert_eq!(p.next_cursor, None);
+            p.items
+        }
+    };
+    assert_eq!(
+        list("").await,
+        vec![
+            cooking.clone(),
+            trust.clone(),
+            go,
+            rustaceans.clone(),
+            rust.clone()
+        ]
+    );
+    assert_eq!(
+        ids_of_rooms(&list("RUST").await),
+        ids_of_rooms(&[trust, rustaceans, rust])
+    );
+    assert_eq!(ids_of_rooms(&list("ook").await), ids_of_rooms(&[cooking]));
+    assert_eq!(list("nothing like it").await, vec![]);
+    assert_eq!(list("dm").await, vec![], "direct rooms are never listed");
+}
+
+/// Directory pages: newest first (ties by id, descending), no dup, no gap.
+pub async fn room_list_public_pages(s: Stores) {
+    let o = user(&s, "dora").await;
+    let owner = [(o.id, Role::Owner)];
+    let mut expected = Vec::new();
+    // Created out of time order; two pairs share a timestamp.
+    for (i, t) in [5, 2, 9, 1, 7, 7, 3, 11, 4, 10, 2, 8]
+        .into_iter()
+        .enumerate()
+    {
+        let r = room_at(&s, RoomKind::Public, &format!("Room {i}"), at(t), &owner).await;
+        expected.push((r.created_at, r.id));
+    }
+    room_at(&s, RoomKind::Private, "Room secret", at(6), &owner).await;
+    expected.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<RoomId> = expected.into_iter().map(|(_, id)| id).collect();
+
+    for size in [1, 5, 6, 12, 100] {
+        let got = pages(size, async |p| {
+            s.rooms.list_public("room", &p).await.unwrap()
+        })
+        .await;
+        let flat: Vec<RoomId> = got.iter().flat_map(|p| ids_of_rooms(p)).collect();
+        assert_eq!(flat, expected, "pages of {size}");
+    }
+}
+
+/// A member's own rooms: newest activity first, with role, unread count and
+/// last message.
+pub async fn room_list_mine(s: Stores) {
+    let me = user(&s, "eve").await;
+    let other = user(&s, "finn").await;
+    let a = room_at(
+        &s,
+        RoomKind::Public,
+        "A",
+        at(1),
+        &[(me.id, Role::Owner), (other.id, Role::Member)],
+    )
+    .await;
+    let b = room_at(
+        &s,
+        RoomKind::Private,
+        "B",
+        at(2),
+        &[(other.id, Role::Owner), (me.id, Role::Member)],
+    )
+    .await;
+    let c = room_at(
+        &s,
+        RoomKind::Public,
+        "C",
+        at(3),
+        &[(other.id, Role::Owner), (me.id, Role::Admin)],
+    )
+    .await;
+    let d = room_at(&s, RoomKind::Public, "D", at(4), &[(other.id, Role::Owner)]).await;
+
+    let mine = |who: UserId| {
+        let s = s.clone();
+        async move {
+            let p = s
+                .rooms
+                .list_mine(who, &PageRequest::default())
+                .await
+                .unwrap();
+            assert_eq!(p.next_cursor, None);
+            p.items
+        }
+    };
+    let order = |rooms: &[MyRoom]| rooms.iter().map(|r| r.room.id).collect::<Vec<_>>();
+
+    // No messages yet: by creation, newest first.
+    let got = mine(me.id).await;
+    assert_eq!(order(&got), vec![c.id, b.id, a.id]);
+    assert_eq!(
+        got[0],
+        MyRoom {
+            room: c.clone(),
+            my_role: Role::Admin,
+            unread_count: 0,
+            last_message: None,
+        }
+    );
+    assert_eq!(
+        (got[1].my_role, got[2].my_role),
+        (Role::Member, Role::Owner)
+    );
+    assert_eq!(order(&mine(other.id).await), vec![d.id, c.id, b.id, a.id]);
+
+    let in_a = send(&s, a.id, other.id, "hello", at(10)).await;
+    let got = mine(me.id).await;
+    assert_eq!(order(&got), vec![a.id, c.id, b.id]);
+    assert_eq!(got[0].unread_count, 1);
+    assert_eq!(got[0].last_message, Some(in_a));
+    assert_eq!(got[0].room, room_now(&s, a.id).await);
+
+    let mine_in_b = send(&s, b.id, me.id, "me", at(11)).await;
+    let got = mine(me.id).await;
+    assert_eq!(order(&got), vec![b.id, a.id, c.id]);
+    assert_eq!(got[0].unread_count, 0, "my own messages are never unread");
+    assert_eq!(got[0].last_message, Some(mine_in_b));
+
+    send(&s, a.id, other.id, "two", at(12)).await;
+    let third = send(&s, a.id, other.id, "three", at(13)).await;
+    send(&s, a.id, me.id, "mine", at(14)).await;
+    let got = mine(me.id).await;
+    assert_eq!(order(&got), vec![a.id, b.id, c.id]);
+    assert_eq!(got[0].unread_count, 3);
+    assert_eq!(got[0].last_message.as_ref().map(|m| m.seq), Some(4));
+
+    assert!(s.messages.mark_read(a.id, me.id, 2).await.unwrap());
+    assert_eq!(mine(me.id).await[0].unread_count, 1);
+    assert!(s.messages.mark_read(a.id, me.id, third.seq).await.unwrap());
+    assert_eq!(mine(me.id).await[0].unread_count, 0);
+
+    // A system message is activity too, and unread when another wrote it.
+    s.rooms
+        .apply(
+            b.id,
+            &[system_message(other.id, "finn did something", at(20))],
+        )
+        .await
+        .unwrap();
+    let got = mine(me.id).await;
+    assert_eq!(order(&got), vec![b.id, a.id, c.id]);
+    assert_eq!(got[0].unread_count, 1);
+    assert_eq!(
+        got[0].last_message.as_ref().map(|m| m.kind),
+        Some(MessageKind::System)
+    );
+
+    // Leaving takes the room off the list.
+    s.rooms
+        .apply(c.id, &[RoomOp::RemoveMember { user: me.id }])
+        .await
+        .unwrap();
+    assert_eq!(order(&mine(me.id).await), vec![b.id, a.id]);
+    let stranger = user(&s, "gail").await;
+    assert_eq!(mine(stranger.id).await, vec![]);
+}
+
+/// "My rooms" pages follow each other with no dup and no gap.
+pub async fn room_list_mine_pages(s: Stores) {
+    let me = user(&s, "hugo").await;
+    let mut expected = Vec::new();
+    for (i, t) in [4, 8, 1, 6, 3, 3, 9].into_iter().enumerate() {
+        let r = room_at(
+            &s,
+            RoomKind::Private,
+            &format!("r{i}"),
+            at(t),
+            &[(me.id, Role::Owner)],
+        )
+        .await;
+        expected.push((at(t), r.id));
+    }
+    // Activity moves two of them up.
+    send(&s, expected[2].1, me.id, "bump", at(20)).await;
+    expected[2].0 = at(20);
+    send(&s, expected[5].1, me.id, "bump", at(15)).await;
+    expected[5].0 = at(15);
+    expected.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<RoomId> = expected.into_iter().map(|(_, id)| id).collect();
+    for size in [1, 2, 3, 7, 50] {
+        let got = pages(size, async |p| s.rooms.list_mine(me.id, &p).await.unwrap()).await;
+        let flat: Vec<RoomId> = got.iter().flatten().map(|r| r.room.id).collect();
+        assert_eq!(flat, expected, "pages of {size}");
+    }
+}
+
+/// Members in the order they joined (ties by user id), with their users,
+/// paged; `all_members` gives the same order.
+pub async fn room_members(s: Stores) {
+    let owner = user(&s, "ivan").await;
+    let room = group(&s, owner.id, &[]).await;
+    let mut joined = vec![(at(0), owner.id)];
+    let mut users = vec![owner.clone()];
+    for (i, t) in [5, 3, 8, 3, 1, 6, 5].into_iter().enumerate() {
+        let u = user(&s, &format!("member{i}")).await;
+        let applied = s
+            .rooms
+            .apply(
+                room.id,
+                &[RoomOp::AddMember {
+                    user: u.id,
+                    role: Role::Member,
+                    at: at(t),
+                }],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            applied.room.as_ref().map(|r| r.member_count),
+            Some(i as u32 + 2)
+        );
+        joined.push((at(t), u.id));
+        users.push(u);
+    }
+    joined.sort();
+    let expected: Vec<UserId> = joined.iter().map(|(_, u)| *u).collect();
+
+    let all = s.rooms.all_members(room.id).await.unwrap();
+    assert_eq!(all.iter().map(|m| m.user_id).collect::<Vec<_>>(), expected);
+    assert_eq!(all[0].role, Role::Owner);
+    for size in [1, 3, 8, 100] {
+        let got = pages(size, async |p| {
+            s.rooms.list_members(room.id, &p).await.unwrap()
+        })
+        .await;
+        let flat: Vec<MemberView> = got.into_iter().flatten().collect();
+        assert_eq!(
+            flat.iter()
+                .map(|m| m.membership.user_id)
+                .collect::<Vec<_>>(),
+            expected
+        );
+        for (view, membership) in flat.iter().zip(&all) {
+            assert_eq!(&view.membership, membership);
+            let user = users.iter().find(|u| u.id == membership.user_id).unwrap();
+            assert_eq!(&view.user, user);
+        }
+    }
+    assert_eq!(room_now(&s, room.id).await.member_count, 8);
+}
+
+/// A cursor this store did not give out is refused with `InvalidCursor`.
+pub async fn room_invalid_cursors(s: Stores) {
+    let me = user(&s, "jane").await;
+    let other = user(&s, "karl").await;
+    s.blocks.block(me.id, other.id, at(1)).await.unwrap();
+    let room = room_at(
+        &s,
+        RoomKind::Public,
+        "pub",
+        at(1),
+        &[(me.id, Role::Owner), (other.id, Role::Member)],
+    )
+    .await;
+    let bad = page(
+        10,
+        Some(Cursor::new("not a key of this listing", Uuid::nil())),
+    );
+    assert_invalid_cursor(s.rooms.list_public("", &bad).await);
+    assert_invalid_cursor(s.rooms.list_mine(me.id, &bad).await);
+    assert_invalid_cursor(s.rooms.list_members(room.id, &bad).await);
+    assert_invalid_cursor(s.blocks.list(me.id, &bad).await);
+}
+
+// ================================================================ room changes
+
+/// `AddMember`, `SetRole` and `RemoveMember` are each counted, in order.
+pub async fn room_apply_membership(s: Stores) {
+    let owner = user(&s, "lena").await;
+    let u1 = user(&s, "marc").await;
+    let u2 = user(&s, "nina").await;
+    let room = group(&s, owner.id, &[]).await;
+
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[RoomOp::AddMember {
+                user: u1.id,
+                role: Role::Member,
+                at: at(5),
+            }],
+        )
+        .await
+        .unwrap();
+    let m1 = Membership {
+        room_id: room.id,
+        user_id: u1.id,
+        role: Role::Member,
+        joined_at: at(5),
+    };
+    assert_eq!(
+        applied,
+        Applied {
+            room: Some(Room {
+                member_count: 2,
+                version: 2,
+                ..room.clone()
+            }),
+            changes: vec![RoomChange::MemberAdded {
+                membership: m1.clone(),
+                version: 2
+            }],
+            deleted_members: vec![],
+        }
+    );
+    assert_eq!(s.rooms.find_member(room.id, u1.id).await.unwrap(), Some(m1));
+    assert_eq!(applied.room, s.rooms.find(room.id).await.unwrap());
+
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[
+                RoomOp::AddMember {
+                    user: u2.id,
+                    role: Role::Member,
+                    at: at(6),
+                },
+                RoomOp::SetRole {
+                    user: u2.id,
+                    role: Role::Admin,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let m2 = |role| Membership {
+        room_id: room.id,
+        user_id: u2.id,
+        role,
+        joined_at: at(6),
+    };
+    assert_eq!(
+        applied.changes,
+        vec![
+            RoomChange::MemberAdded {
+                membership: m2(Role::Member),
+                version: 3
+            },
+            RoomChange::RoleChanged {
+                membership: m2(Role::Admin),
+                version: 4
+            },
+        ]
+    );
+    let now = applied.room.unwrap();
+    assert_eq!((now.version, now.member_count), (4, 3));
+    assert_eq!(
+        s.rooms.find_member(room.id, u2.id).await.unwrap(),
+        Some(m2(Role::Admin))
+    );
+
+    let applied = s
+        .rooms
+        .apply(room.id, &[RoomOp::RemoveMember { user: u1.id }])
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.changes,
+        vec![RoomChange::MemberRemoved {
+            user: u1.id,
+            version: 5
+        }]
+    );
+    let now = applied.room.unwrap();
+    assert_eq!((now.version, now.member_count), (5, 2));
+    assert_eq!(s.rooms.find_member(room.id, u1.id).await.unwrap(), None);
+    assert_eq!(
+        s.rooms
+            .all_members(room.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.user_id)
+            .collect::<Vec<_>>(),
+        vec![owner.id, u2.id]
+    );
+
+    // A member who left may come back, with a new joining time.
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[RoomOp::AddMember {
+                user: u1.id,
+                role: Role::Member,
+                at: at(9),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.room.map(|r| (r.version, r.member_count)),
+        Some((6, 3))
+    );
+    assert_eq!(
+        s.rooms
+            .find_member(room.id, u1.id)
+            .await
+            .unwrap()
+            .map(|m| m.joined_at),
+        Some(at(9))
+    );
+    // Nothing at all: nothing changes.
+    let applied = s.rooms.apply(room.id, &[]).await.unwrap();
+    assert_eq!(
+        (applied.room.map(|r| r.version), applied.changes),
+        (Some(6), vec![])
+    );
+}
+
+/// `Update` renames and re-describes, counted once per step.
+pub async fn room_apply_update(s: Stores) {
+    let owner = user(&s, "omar").await;
+    let room = group(&s, owner.id, &[]).await;
+    let renamed = RoomName::parse("Renamed").unwrap();
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[RoomOp::Update {
+                name: Some(renamed.clone()),
+                description: None,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.changes, vec![RoomChange::Updated { version: 2 }]);
+    let now = applied.room.unwrap();
+    assert_eq!(
+        (&now.name, &now.description, now.version),
+        (&renamed, &room.description, 2)
+    );
+
+    let described = RoomDescription::parse("About it").unwrap();
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[RoomOp::Update {
+                name: None,
+                description: Some(described.clone()),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.changes, vec![RoomChange::Updated { version: 3 }]);
+    assert_eq!(
+        room_now(&s, room.id).await,
+        Room {
+            name: renamed,
+            description: described,
+            version: 3,
+            ..room
+        }
+    );
+}
+
+/// `Ban` and `Unban` are not counted; a ban may be pre-emptive.
+pub async fn room_apply_ban_unban(s: Stores) {
+    let owner = user(&s, "pia").await;
+    let u = user(&s, "quentin").await;
+    let stranger = user(&s, "rosa").await;
+    let room = room_at(
+        &s,
+        RoomKind::Public,
+        "pub",
+        at(0),
+        &[(owner.id, Role::Owner), (u.id, Role::Member)],
+    )
+    .await;
+
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[
+                RoomOp::ExpectBanned {
+                    user: u.id,
+                    banned: false,
+                },
+                RoomOp::RemoveMember { user: u.id },
+                RoomOp::Ban {
+                    user: u.id,
+                    by: owner.id,
+                    at: at(1),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.changes,
+        vec![RoomChange::MemberRemoved {
+            user: u.id,
+            version: 2
+        }]
+    );
+    assert_eq!(applied.room.map(|r| r.version), Some(2));
+    assert!(s.rooms.is_banned(room.id, u.id).await.unwrap());
+    assert_eq!(s.rooms.find_member(room.id, u.id).await.unwrap(), None);
+
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[RoomOp::Ban {
+                user: stranger.id,
+                by: owner.id,
+                at: at(2),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (applied.changes, applied.room.map(|r| r.version)),
+        (vec![], Some(2))
+    );
+    assert!(s.rooms.is_banned(room.id, stranger.id).await.unwrap());
+
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[
+                RoomOp::ExpectBanned {
+                    user: u.id,
+                    banned: true,
+                },
+                RoomOp::Unban { user: u.id },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (applied.changes, applied.room.map(|r| r.version)),
+        (vec![], Some(2))
+    );
+    assert!(!s.rooms.is_banned(room.id, u.id).await.unwrap());
+    assert!(s.rooms.is_banned(room.id, stranger.id).await.unwrap());
+}
+
+/// Preconditions see the steps before them; a failing one, or a step on a
+/// member that is not there (or already is), fails the whole call as stale
+/// and changes nothing.
+pub async fn room_apply_preconditions(s: Stores) {
+    let owner = user(&s, "saul").await;
+    let u = user(&s, "tina").await;
+    let v = user(&s, "umar").await;
+    let room = room_at(
+        &s,
+        RoomKind::Public,
+        "pub",
+        at(0),
+        &[(owner.id, Role::Owner), (u.id, Role::Member)],
+    )
+    .await;
+
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[
+                RoomOp::ExpectRole {
+                    user: owner.id,
+                    role: Some(Role::Owner),
+                },
+                RoomOp::ExpectRole {
+                    user: u.id,
+                    role: Some(Role::Member),
+                },
+                RoomOp::ExpectRole {
+                    user: v.id,
+                    role: None,
+                },
+                RoomOp::ExpectMembers {
+                    at_least: 2,
+                    at_most: 2,
+                },
+                RoomOp::ExpectMembers {
+                    at_least: 1,
+                    at_most: 5,
+                },
+                RoomOp::ExpectBanned {
+                    user: v.id,
+                    banned: false,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (applied.room.as_ref(), applied.changes),
+        (Some(&room), vec![])
+    );
+
+    let add_v = || RoomOp::AddMember {
+        user: v.id,
+        role: Role::Member,
+        at: at(1),
+    };
+    let failing: Vec<Vec<RoomOp>> = vec![
+        vec![RoomOp::ExpectRole {
+            user: u.id,
+            role: Some(Role::Admin),
+        }],
+        vec![RoomOp::ExpectRole {
+            user: owner.id,
+            role: None,
+        }],
+        vec![RoomOp::ExpectRole {
+            user: v.id,
+            role: Some(Role::Member),
+        }],
+        vec![RoomOp::ExpectMembers {
+            at_least: 3,
+            at_most: 10,
+        }],
+        vec![RoomOp::ExpectMembers {
+            at_least: 0,
+            at_most: 1,
+        }],
+        vec![RoomOp::ExpectBanned {
+            user: v.id,
+            banned: true,
+        }],
+        vec![
+            add_v(),
+            RoomOp::ExpectRole {
+                user: u.id,
+                role: Some(Role::Admin),
+            },
+        ],
+        vec![
+            add_v(),
+            RoomOp::ExpectRole {
+                user: v.id,
+                role: None,
+            },
+        ],
+        vec![
+            add_v(),
+            RoomOp::ExpectMembers {
+                at_least: 2,
+                at_most: 2,
+            },
+        ],
+        vec![
+            RoomOp::Update {
+                name: Some(RoomName::parse("x").unwrap()),
+                description: None,
+            },
+            RoomOp::ExpectBanned {
+                user: u.id,
+                banned: true,
+            },
+        ],
+        vec![
+            system_message(owner.id, "sys", at(2)),
+            RoomOp::ExpectMembers {
+                at_least: 5,
+                at_most: 9,
+            },
+        ],
+        vec![
+            RoomOp::Ban {
+                user: v.id,
+                by: owner.id,
+                at: at(3),
+            },
+            RoomOp::ExpectBanned {
+                user: v.id,
+                banned: false,
+            },
+        ],
+        vec![
+            RoomOp::SetRole {
+                user: u.id,
+                role: Role::Admin,
+            },
+            RoomOp::ExpectRole {
+                user: u.id,
+                role: Some(Role::Member),
+            },
+        ],
+        vec![
+            RoomOp::RemoveMember { user: u.id },
+            RoomOp::ExpectMembers {
+                at_least: 2,
+                at_most: 2,
+            },
+        ],
+        // Steps on members that are not there, or already are.
+        vec![RoomOp::RemoveMember { user: v.id }],
+        vec![RoomOp::SetRole {
+            user: v.id,
+            role: Role::Admin,
+        }],
+        vec![RoomOp::AddMember {
+            user: u.id,
+            role: Role::Member,
+            at: at(4),
+        }],
+        vec![add_v(), add_v()],
+        vec![
+            RoomOp::RemoveMember { user: u.id },
+            RoomOp::RemoveMember { user: u.id },
+        ],
+    ];
+    for ops in failing {
+        assert_stale(s.rooms.apply(room.id, &ops).await);
+        assert_eq!(
+            room_now(&s, room.id).await,
+            room,
+            "{ops:?} changed the room"
+        );
+        assert_eq!(
+            s.rooms.find_member(room.id, v.id).await.unwrap(),
+            None,
+            "{ops:?}"
+        );
+        assert_eq!(
+            s.rooms
+                .find_member(room.id, u.id)
+                .await
+                .unwrap()
+                .map(|m| m.role),
+            Some(Role::Member),
+            "{ops:?}"
+        );
+        assert!(!s.rooms.is_banned(room.id, v.id).await.unwrap(), "{ops:?}");
+        assert_eq!(
+            latest(&s, room.id, owner.id).await.messages,
+            vec![],
+            "{ops:?}"
+        );
+    }
+
+    // Passing after the steps before them.
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[
+                add_v(),
+                RoomOp::ExpectRole {
+                    user: v.id,
+                    role: Some(Role::Member),
+                },
+                RoomOp::ExpectMembers {
+                    at_least: 3,
+                    at_most: 3,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.room.map(|r| (r.version, r.member_count)),
+        Some((2, 3))
+    );
+}
+
+/// A system message takes the next seq, raises `last_seq` and is counted.
+pub async fn room_apply_system_message(s: Stores) {
+    let owner = user(&s, "vic").await;
+    let u = user(&s, "wanda").await;
+    let room = group(&s, owner.id, &[u.id]).await;
+    send(&s, room.id, u.id, "one", at(1)).await;
+    send(&s, room.id, u.id, "two", at(2)).await;
+
+    let op = system_message(owner.id, "vic did something", at(3));
+    let RoomOp::SystemMessage { id, .. } = &op else {
+        unreachable!()
+    };
+    let id = *id;
+    let applied = s.rooms.apply(room.id, &[op]).await.unwrap();
+    let expected = Message {
+        id,
+        room_id: room.id,
+        seq: 3,
+        sender: SenderInfo {
+            id: owner.id,
+            username: owner.username.clone(),
+            display_name: owner.display_name.as_str().to_owned(),
+        },
+        kind: MessageKind::System,
+        content: "vic did something".to_owned(),
+        attachment: None,
+        reply_to_id: None,
+        reactions: vec![],
+        created_at: at(3),
+        edited_at: None,
+        deleted: false,
+        version: 4,
+    };
+    assert_eq!(
+        applied.changes,
+        vec![RoomChange::MessageAdded {
+            message: Box::new(expected.clone())
+        }]
+    );
+    assert_eq!(applied.room.map(|r| (r.last_seq, r.version)), Some((3, 4)));
+    assert_eq!(
+        s.messages.find(id, u.id).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        latest(&s, room.id, u.id).await.messages.last(),
+        Some(&expected)
+    );
+
+    let next = send(&s, room.id, u.id, "three", at(4)).await;
+    assert_eq!((next.seq, next.version), (4, 5));
+
+    // A kick: the membership change and its system message, two versions.
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[
+                RoomOp::ExpectRole {
+                    user: u.id,
+                    role: Some(Role::Member),
+                },
+                RoomOp::RemoveMember { user: u.id },
+                system_message(owner.id, "vic removed wanda", at(5)),
+            ],
+        )
+        .await
+        .unwrap();
+    let [
+        RoomChange::MemberRemoved { version: 6, .. },
+        RoomChange::MessageAdded { message },
+    ] = applied.changes.as_slice()
+    else {
+        panic!("unexpected changes {:?}", applied.changes);
+    };
+    assert_eq!((message.seq, message.version), (5, 7));
+    assert_eq!(applied.room.map(|r| (r.last_seq, r.version)), Some((5, 7)));
+}
+
+/// Deleting a room takes its memberships, bans, messages and markers with it.
+pub async fn room_apply_delete(s: Stores) {
+    let owner = user(&s, "xavi").await;
+    let u = user(&s, "yara").await;
+    let banned = user(&s, "zoe").await;
+    let room = room_at(
+        &s,
+        RoomKind::Public,
+        "doomed",
+        at(0),
+        &[(owner.id, Role::Owner), (u.id, Role::Member)],
+    )
+    .await;
+    let keep = room_at(
+        &s,
+        RoomKind::Public,
+        "kept",
+        at(1),
+        &[(owner.id, Role::Owner)],
+    )
+    .await;
+    let msg = send(&s, room.id, u.id, "hi", at(2)).await;
+    let kept_msg = send(&s, keep.id, owner.id, "still here", at(3)).await;
+    s.messages.mark_read(room.id, owner.id, 1).await.unwrap();
+    s.rooms
+        .apply(
+            room.id,
+            &[RoomOp::Ban {
+                user: banned.id,
+                by: owner.id,
+                at: at(3),
+            }],
+        )
+        .await
+        .unwrap();
+    let members: Vec<UserId> = s
+        .rooms
+        .all_members(room.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.user_id)
+        .collect();
+
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[
+                RoomOp::ExpectRole {
+                    user: owner.id,
+                    role: Some(Role::Owner),
+                },
+                RoomOp::Delete,
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.room, None);
+    assert_eq!(applied.changes, vec![]);
+    let mut deleted = applied.deleted_members.clone();
+    deleted.sort();
+    let mut expected = members.clone();
+    expected.sort();
+    assert_eq!(deleted, expected);
+
+    assert_eq!(s.rooms.find(room.id).await.unwrap(), None);
+    assert_eq!(s.rooms.find_member(room.id, owner.id).await.unwrap(), None);
+    assert_eq!(s.rooms.all_members(room.id).await.unwrap(), vec![]);
+    assert_eq!(
+        s.rooms
+            .list_members(room.id, &PageRequest::default())
+            .await
+            .unwrap()
+            .items,
+        vec![]
+    );
+    assert!(!s.rooms.is_banned(room.id, banned.id).await.unwrap());
+    assert_eq!(latest(&s, room.id, owner.id).await.messages, vec![]);
+    assert_eq!(s.messages.find(msg.id, owner.id).await.unwrap(), None);
+    assert_eq!(
+        s.messages.markers(room.id, owner.id).await.unwrap(),
+        Markers::default()
+    );
+    let listed = s
+        .rooms
+        .list_public("", &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(ids_of_rooms(&listed), vec![keep.id]);
+    let mine = s
+        .rooms
+        .list_mine(owner.id, &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        mine.iter().map(|r| r.room.id).collect::<Vec<_>>(),
+        vec![keep.id]
+    );
+    assert_eq!(
+        s.rooms
+            .list_mine(u.id, &PageRequest::default())
+            .await
+            .unwrap()
+            .items,
+        vec![]
+    );
+
+    assert_not_found(
+        s.rooms
+            .apply(
+                room.id,
+                &[RoomOp::Update {
+                    name: None,
+                    description: None,
+                }],
+            )
+            .await,
+    );
+    assert_not_found(
+        s.messages
+            .append(&new_message(room.id, owner.id, "late", at(9)))
+            .await,
+    );
+    // The other room is untouched.
+    assert_eq!(
+        s.messages.find(kept_msg.id, owner.id).await.unwrap(),
+        Some(kept_msg)
+    );
+    assert_eq!(room_now(&s, keep.id).await.last_seq, 1);
+}
+
+/// Deleting a direct room frees its pair for a new one.
+pub async fn room_apply_delete_direct(s: Stores) {
+    let a = user(&s, "anna").await;
+    let b = user(&s, "ben").await;
+    let pair = direct_pair(a.id, b.id);
+    let members = [(a.id, Role::Member), (b.id, Role::Member)];
+    let dm = s.rooms.create(&new_direct(&a, &b), &members).await.unwrap();
+    s.rooms
+        .apply(
+            dm.id,
+            &[
+                RoomOp::RemoveMember { user: a.id },
+                RoomOp::ExpectMembers {
+                    at_least: 1,
+                    at_most: 1,
+                },
+                RoomOp::Delete,
+            ],
+        )
+        .await
+        .map(|applied| {
+            assert_eq!(applied.room, None);
+            assert_eq!(
+                applied.deleted_members,
+                vec![b.id],
+                "who was a member when it went"
+            );
+            assert_eq!(
+                applied.changes,
+                vec![RoomChange::MemberRemoved {
+                    user: a.id,
+                    version: 2
+                }]
+            );
+        })
+        .unwrap();
+    assert_eq!(s.rooms.find_direct(pair).await.unwrap(), None);
+    let again = s.rooms.create(&new_direct(&b, &a), &members).await.unwrap();
+    assert_ne!(again.id, dm.id);
+    assert_eq!(s.rooms.find_direct(pair).await.unwrap(), Some(again));
+}
+
+/// Changing a room that does not exist is `NotFound`; `Delete` goes last.
+pub async fn room_apply_unknown_room(s: Stores) {
+    let owner = user(&s, "carl").await;
+    assert_not_found(
+        s.rooms
+            .apply(
+                RoomId(uuid()),
+                &[RoomOp::Update {
+                    name: None,
+                    description: None,
+                }],
+            )
+            .await,
+    );
+    assert_not_found(s.rooms.apply(RoomId(uuid()), &[]).await);
+    let room = group(&s, owner.id, &[]).await;
+    let misplaced = s
+        .rooms
+        .apply(
+            room.id,
+            &[
+                RoomOp::Delete,
+                RoomOp::Update {
+                    name: None,
+                    description: None,
+                },
+            ],
+        )
+        .await;
+    assert!(misplaced.is_err(), "Delete must come last");
+    assert_eq!(room_now(&s, room.id).await, room);
+}
+
+// ================================================================ messages
+
+/// `append` stores the message with the next seq and version; `find` reads it.
+pub async fn message_append_and_find(s: Stores) {
+    let owner = user(&s, "dina").await;
+    let room = group(&s, owner.id, &[]).await;
+    let mut new = new_message(room.id, owner.id, "  hello  ", at(5));
+    new.client_msg_id = Some(ClientMsgId::parse("k").unwrap());
+    let m = new_one(s.messages.append(&new).await.unwrap());
+    assert_eq!(
+        m,
+        Message {
+            id: new.id,
+            room_id: room.id,
+            seq: 1,
+            sender: SenderInfo {
+                id: owner.id,
+                username: owner.username.clone(),
+                display_name: owner.display_name.as_str().to_owned(),
+            },
+            kind: MessageKind::Text,
+            content: "hello".to_owned(),
+            attachment: None,
+            reply_to_id: None,
+            reactions: vec![],
+            created_at: at(5),
+            edited_at: None,
+            deleted: false,
+            version: 2,
+        }
+    );
+    assert_eq!(room_now(&s, room.id).await.last_seq, 1);
+    assert_eq!(room_now(&s, room.id).await.version, 2);
+    assert_eq!(
+        s.messages.find(m.id, owner.id).await.unwrap(),
+        Some(m.clone())
+    );
+    assert_eq!(
+        s.messages.find(MessageId(uuid()), owner.id).await.unwrap(),
+        None
+    );
+
+    let mut reply = new_message(room.id, owner.id, "a reply", at(6));
+    reply.reply_to = Some(m.id);
+    let r = new_one(s.messages.append(&reply).await.unwrap());
+    assert_eq!((r.seq, r.version, r.reply_to_id), (2, 3, Some(m.id)));
+    assert_eq!(s.messages.find(r.id, owner.id).await.unwrap(), Some(r));
+}
+
+/// Fifty concurrent senders: seqs 1..=50, no gap, no repeat, in commit order.
+pub async fn message_seq_concurrent(s: Stores) {
+    let mut members = Vec::new();
+    for i in 0..5 {
+        members.push(user(&s, &format!("sender{i}")).await.id);
+    }
+    let room = group(&s, members[0], &members[1..]).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let messages = s.messages.clone();
+            let new = new_message(
+                room.id,
+                members[i % 5],
+                &format!("message {i}"),
+                at(i as i64),
+            );
+            tokio::spawn(async move { messages.append(&new).await })
+        })
+        .collect();
+    let mut sent = Vec::new();
+    for t in tasks {
+        sent.push(new_one(t.await.unwrap().unwrap()));
+    }
+    let mut got: Vec<u64> = sent.iter().map(|m| m.seq).collect();
+    got.sort_unstable();
+    assert_eq!(got, (1..=50).collect::<Vec<_>>());
+    for m in &sent {
+        assert_eq!(
+            m.version,
+            m.seq + 1,
+            "seq and version advance together, in commit order"
+        );
+    }
+    let now = room_now(&s, room.id).await;
+    assert_eq!((now.last_seq, now.version), (50, 51));
+    let h = latest(&s, room.id, members[0]).await;
+    assert_eq!(seqs(&h), (1..=50).collect::<Vec<_>>());
+    let stored: HashSet<MessageId> = h.messages.iter().map(|m| m.id).collect();
+    assert_eq!(stored, sent.iter().map(|m| m.id).collect());
+}
+
+/// A replayed `client_msg_id` gives back the first message and stores
+/// nothing; the key is per sender and per room.
+pub async fn message_idempotent(s: Stores) {
+    let a = user(&s, "eli").await;
+    let b = user(&s, "fay").await;
+    let room = group(&s, a.id, &[b.id]).await;
+    let other_room = group(&s, a.id, &[]).await;
+
+    let first = new_one(
+        s.messages
+            .append(&with_client_id(
+                new_message(room.id, a.id, "first", at(1)),
+                "k1",
+            ))
+            .await
+            .unwrap(),
+    );
+    let replay = with_client_id(new_message(room.id, a.id, "different text", at(2)), "k1");
+    assert_eq!(
+        s.messages.append(&replay).await.unwrap(),
+        Appended::Existing(first.clone())
+    );
+    assert_eq!(s.messages.find(replay.id, a.id).await.unwrap(), None);
+    let now = room_now(&s, room.id).await;
+    assert_eq!(
+        (now.last_seq, now.version),
+        (1, 2),
+        "a replay changes nothing"
+    );
+
+    let by_b = with_client_id(new_message(room.id, b.id, "b's", at(3)), "k1");
+    assert_eq!(new_one(s.messages.append(&by_b).await.unwrap()).seq, 2);
+    let elsewhere = with_client_id(new_message(other_room.id, a.id, "there", at(4)), "k1");
+    assert_eq!(new_one(s.messages.append(&elsewhere).await.unwrap()).seq, 1);
+    let other_key = with_client_id(new_message(room.id, a.id, "k2", at(5)), "k2");
+    assert_eq!(new_one(s.messages.append(&other_key).await.unwrap()).seq, 3);
+    // Without a key, every send is new.
+    assert_eq!(send(&s, room.id, a.id, "same", at(6)).await.seq, 4);
+    assert_eq!(send(&s, room.id, a.id, "same", at(6)).await.seq, 5);
+    assert_eq!(
+        s.messages
+            .append(&with_client_id(
+                new_message(room.id, a.id, "again", at(7)),
+                "k1"
+            ))
+            .await
+            .unwrap(),
+        Appended::Existing(first)
+    );
+}
+
+/// Ten concurrent sends with one `client_msg_id`: one message, one `New`.
+pub async fn message_idempotent_race(s: Stores) {
+    let a = user(&s, "gus").await;
+    let room = group(&s, a.id, &[]).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let messages = s.messages.clone();
+            let new = with_client_id(
+                new_message(room.id, a.id, &format!("try {i}"), at(i)),
+                "same-key",
+            );
+            tokio::spawn(async move { messages.append(&new).await })
+        })
+        .collect();
+    let mut new = Vec::new();
+    let mut existing = Vec::new();
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            Appended::New(m) => new.push(m),
+            Appended::Existing(m) => existing.push(m),
+        }
+    }
+    assert_eq!(new.len(), 1);
+    assert_eq!(existing.len(), 9);
+    for m in &existing {
+        assert_eq!(m, &new[0]);
+    }
+    let now = room_now(&s, room.id).await;
+    assert_eq!((now.last_seq, now.version), (1, 2));
+    assert_eq!(latest(&s, room.id, a.id).await.messages, new);
+}
+
+/// Only members send; a refused send burns no seq and counts nothing.
+pub async fn message_requires_membership(s: Stores) {
+    let owner = user(&s, "hal").await;
+    let stranger = user(&s, "ida").await;
+    let leaver = user(&s, "joe").await;
+    let room = room_at(
+        &s,
+        RoomKind::Public,
+        "pub",
+        at(0),
+        &[(owner.id, Role::Owner), (leaver.id, Role::Member)],
+    )
+    .await;
+
+    assert_stale(
+        s.messages
+            .append(&new_message(room.id, stranger.id, "hi", at(1)))
+            .await,
+    );
+    assert_stale(
+        s.messages
+            .append(&with_client_id(
+                new_message(room.id, stranger.id, "hi", at(1)),
+                "k",
+            ))
+            .await,
+    );
+    let now = room_now(&s, room.id).await;
+    assert_eq!((now.last_seq, now.version), (0, 1));
+    assert_eq!(send(&s, room.id, owner.id, "first", at(2)).await.seq, 1);
+
+    s.rooms
+        .apply(room.id, &[RoomOp::RemoveMember { user: leaver.id }])
+        .await
+        .unwrap();
+    assert_stale(
+        s.messages
+            .append(&new_message(room.id, leaver.id, "bye", at(3)))
+            .await,
+    );
+    let next = send(&s, room.id, owner.id, "second", at(4)).await;
+    assert_eq!((next.seq, next.version), (2, 4));
+    assert_eq!(seqs(&latest(&s, room.id, owner.id).await), vec![1, 2]);
+
+    assert_not_found(
+        s.messages
+            .append(&new_message(RoomId(uuid()), owner.id, "void", at(5)))
+            .await,
+    );
+}
+
+/// History slices: always ascending, `has_more` right in each direction.
+pub async fn message_history_edges(s: Stores) {
+    let a = user(&s, "kim").await;
+    let room = group(&s, a.id, &[]).await;
+    let read = |q: HistoryQuery| {
+        let s = s.clone();
+        async move {
+            let h = s.messages.history(room.id, q, a.id).await.unwrap();
+            (seqs(&h), h.has_more)
+        }
+    };
+    let none: Vec<u64> = vec![];
+    assert_eq!(
+        read(HistoryQuery::Latest(limit(50))).await,
+        (none.clone(), false)
+    );
+    assert_eq!(
+        read(HistoryQuery::After(0, limit(50))).await,
+        (none.clone(), false)
+    );
+    assert_eq!(
+        read(HistoryQuery::Before(1, limit(50))).await,
+        (none.clone(), false)
+    );
+
+    for i in 1..=101 {
+        send(&s, room.id, a.id, &format!("m{i}"), at(i)).await;
+    }
+    let range = |from: u64, to: u64| (from..=to).collect::<Vec<u64>>();
+    let cases = [
+        (HistoryQuery::Latest(limit(1)), range(101, 101), true),
+        (HistoryQuery::Latest(limit(50)), range(52, 101), true),
+        (HistoryQuery::Latest(limit(100)), range(2, 101), true),
+        (HistoryQuery::Before(1, limit(100)), none.clone(), false),
+        (HistoryQuery::Before(2, limit(100)), range(1, 1), false),
+        (HistoryQuery::Before(2, limit(1)), range(1, 1), false),
+        (HistoryQuery::Before(3, limit(1)), range(2, 2), true),
+        (HistoryQuery::Before(101, limit(1)), range(100, 100), true),
+        (HistoryQuery::Before(101, limit(100)), range(1, 100), false),
+        (HistoryQuery::Before(100, limit(100)), range(1, 99), false),
+        (HistoryQuery::Before(102, limit(100)), range(2, 101), true),
+        (HistoryQuery::Before(60, limit(10)), range(50, 59), true),
+        (HistoryQuery::After(101, limit(100)), none.clone(), false),
+        (HistoryQuery::After(500, limit(100)), none.clone(), false),
+        (HistoryQuery::After(0, limit(100)), range(1, 100), true),
+        (HistoryQuery::After(1, limit(100)), range(2, 101), false),
+        (HistoryQuery::After(0, limit(1)), range(1, 1), true),
+        (HistoryQuery::After(99, limit(1)), range(100, 100), true),
+        (HistoryQuery::After(100, limit(1)), range(101, 101), false),
+        (HistoryQuery::After(40, limit(10)), range(41, 50), true),
+    ];
+    for (q, expected, more) in cases {
+        assert_eq!(read(q).await, (expected, more), "{q:?}");
+    }
+    let h = s
+        .messages
+        .history(room.id, HistoryQuery::Latest(limit(3)), a.id)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = h.messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(texts, vec!["m99", "m100", "m101"]);
+}
+
+/// The read marker only moves forward, and moves the delivered one with it;
+/// neither counts as a change of the room.
+pub async fn message_read_markers(s: Stores) {
+    let a = user(&s, "lou").await;
+    let b = user(&s, "max").await;
+    let room = group(&s, a.id, &[b.id]).await;
+    for i in 1..=5 {
+        send(&s, room.id, b.id, "m", at(i)).await;
+    }
+    let version = room_now(&s, room.id).await.version;
+    let marks = |who: UserId| {
+        let s = s.clone();
+        async move {
+            let m = s.messages.markers(room.id, who).await.unwrap();
+            (m.last_read_seq, m.last_delivered_seq)
+        }
+    };
+    assert_eq!(marks(a.id).await, (0, 0));
+    assert!(s.messages.mark_read(room.id, a.id, 3).await.unwrap());
+    assert_eq!(marks(a.id).await, (3, 3));
+    assert!(
+        !s.messages.mark_read(room.id, a.id, 2).await.unwrap(),
+        "never back"
+    );
+    assert_eq!(marks(a.id).await, (3, 3));
+    assert!(
+        !s.messages.mark_read(room.id, a.id, 3).await.unwrap(),
+        "nor in place"
+    );
+    assert!(s.messages.mark_read(room.id, a.id, 5).await.unwrap());
+    assert_eq!(marks(a.id).await, (5, 5));
+    assert_eq!(marks(b.id).await, (0, 0), "markers are per user");
+    assert_eq!(room_now(&s, room.id).await.version, version);
+    let mine = s
+        .rooms
+        .list_mine(a.id, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(mine.items[0].unread_count, 0);
+}
+
+/// Every counted change raises the version by exactly one, messages
+/// included; anything that changes nothing raises nothing.
+pub async fn room_version_counts_every_change(s: Stores) {
+    let owner = user(&s, "ned").await;
+    let u = user(&s, "ora").await;
+    let room = room_at(
+        &s,
+        RoomKind::Public,
+        "counted",
+        at(0),
+        &[(owner.id, Role::Owner)],
+    )
+    .await;
+    assert_eq!(room.version, 1);
+    let version = || {
+        let s = s.clone();
+        async move { room_now(&s, room.id).await.version }
+    };
+
+    let m1 = send(&s, room.id, owner.id, "one", at(1)).await;
+    assert_eq!((m1.version, version().await), (2, 2));
+    s.rooms
+        .apply(
+            room.id,
+            &[RoomOp::AddMember {
+                user: u.id,
+                role: Role::Member,
+                at: at(2),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(version().await, 3);
+    let m2 = new_one(
+        s.messages
+            .append(&with_client_id(
+                new_message(room.id, u.id, "two", at(3)),
+                "c",
+            ))
+            .await
+            .unwrap(),
+    );
+    assert_eq!((m2.seq, m2.version, version().await), (2, 4, 4));
+    s.messages
+        .append(&with_client_id(
+            new_message(room.id, u.id, "two again", at(4)),
+            "c",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(version().await, 4, "a replay counts nothing");
+    s.rooms
+        .apply(
+            room.id,
+            &[RoomOp::Update {
+                name: Some(RoomName::parse("renamed").unwrap()),
+                description: None,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(version().await, 5);
+    s.rooms
+        .apply(
+            room.id,
+            &[
+                RoomOp::Ban {
+                    user: owner.id,
+                    by: owner.id,
+                    at: at(5),
+                },
+                RoomOp::Unban { user: owner.id },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(version().await, 5, "bans are not counted");
+    assert_stale(
+        s.rooms
+            .apply(
+                room.id,
+                &[
+                    RoomOp::SetRole {
+                        user: u.id,
+                        role: Role::Admin,
+                    },
+                    RoomOp::ExpectMembers {
+                        at_least: 9,
+                        at_most: 9,
+                    },
+                ],
+            )
+            .await,
+    );
+    assert_eq!(version().await, 5, "a failed change counts nothing");
+    s.messages.mark_read(room.id, owner.id, 2).await.unwrap();
+    assert_eq!(version().await, 5, "reads are not counted");
+    let applied = s
+        .rooms
+        .apply(
+            room.id,
+            &[
+                RoomOp::SetRole {
+                    user: u.id,
+                    role: Role::Admin,
+                },
+                system_message(owner.id, "ned made ora an admin", at(6)),
+            ],
+        )
+        .await
+        .unwrap();
+    let versions: Vec<u64> = applied
+        .changes
+        .iter()
+        .map(|c| match c {
+            RoomChange::MemberAdded { version, .. }
+            | RoomChange::MemberRemoved { version, .. }
+            | RoomChange::RoleChanged { version, .. }
+            | RoomChange::Updated { version } => *version,
+            RoomChange::MessageAdded { message } => message.version,
+        })
+        .collect();
+    assert_eq!(versions, vec![6, 7]);
+    assert_eq!(version().await, 7);
+    let m3 = send(&s, room.id, owner.id, "three", at(7)).await;
+    assert_eq!((m3.seq, m3.version, version().await), (4, 8, 8));
+    let h = latest(&s, room.id, owner.id).await;
+    let message_versions: Vec<u64> = h.messages.iter().map(|m| m.version).collect();
+    assert_eq!(message_versions, vec![2, 4, 7, 8]);
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every contract in this file is run by [`contract_tests!`]: a contract
+    /// missing from the macro would silently never run.
+    #[test]
+    fn the_macro_runs_every_contract() {
+        let source = include_str!("contract.rs");
+        let (head, _) = source
+            .split_once(
+                "// ================================================================ helpers",
+            )
+            .unwrap();
+        let listed: Vec<&str> = head
+            .split_once("@each $make;")
+            .unwrap()
+            .1
+            .split_once(");")
+            .unwrap()
+            .0
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let defined: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub async fn "))
+            .filter_map(|l| l.split_once('(').map(|(name, _)| name))
+            .collect();
+        assert_eq!(listed, defined);
+    }
+}

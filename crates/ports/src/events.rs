@@ -5,19 +5,53 @@
 //! them between processes without the core knowing.
 
 use async_trait::async_trait;
-use chat_domain::{Membership, Message, Role, Room, RoomId, User, UserId};
+use chat_domain::{Membership, Message, Role, Room, RoomId, SessionId, User, UserId};
 
 /// Something that happened. Counted changes carry the room's version after
 /// the change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    MessageNew { message: Message },
-    RoomUpdated { room: Room },
-    RoomDeleted { room_id: RoomId, member_ids: Vec<UserId> },
-    MemberJoined { membership: Membership, user: User, version: u64 },
-    MemberUpdated { room_id: RoomId, user_id: UserId, role: Role, version: u64 },
-    MemberLeft { room_id: RoomId, user_id: UserId, version: u64 },
-    Read { room_id: RoomId, user_id: UserId, seq: u64 },
+    /// A room was created with these first members (version 1; not counted).
+    RoomCreated {
+        room: Room,
+        member_ids: Vec<UserId>,
+    },
+    MessageNew {
+        message: Message,
+    },
+    RoomUpdated {
+        room: Room,
+    },
+    RoomDeleted {
+        room_id: RoomId,
+        member_ids: Vec<UserId>,
+    },
+    MemberJoined {
+        membership: Membership,
+        user: User,
+        version: u64,
+    },
+    MemberUpdated {
+        room_id: RoomId,
+        user_id: UserId,
+        role: Role,
+        version: u64,
+    },
+    MemberLeft {
+        room_id: RoomId,
+        user_id: UserId,
+        version: u64,
+    },
+    Read {
+        room_id: RoomId,
+        user_id: UserId,
+        seq: u64,
+    },
+    /// A login session ended (logout or refresh-token reuse): its sockets close.
+    SessionEnded {
+        user_id: UserId,
+        session_id: SessionId,
+    },
 }
 
 /// Where events go once their change has committed.

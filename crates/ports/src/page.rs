@@ -72,7 +72,11 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` items in order: the extra item,
     /// if present, only says that there is a next page.
-    pub fn from_overfetch(mut items: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> Cursor) -> Self {
+    pub fn from_overfetch(
+        mut items: Vec<T>,
+        limit: usize,
+        cursor_of: impl Fn(&T) -> Cursor,
+    ) -> Self {
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
             items.last().map(&cursor_of)
@@ -103,7 +107,10 @@ mod tests {
     #[test]
     fn garbage_is_no_cursor() {
         assert_eq!(Cursor::decode("not base64 !"), None);
-        assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("no-uuid\nkey")), None);
+        assert_eq!(
+            Cursor::decode(&URL_SAFE_NO_PAD.encode("no-uuid\nkey")),
+            None
+        );
         assert_eq!(Cursor::decode(""), None);
     }
 

@@ -108,7 +108,12 @@ pub trait SessionRepo: Send + Sync + 'static {
 #[async_trait]
 pub trait BlockRepo: Send + Sync + 'static {
     /// Records that `blocker` blocks `blocked`; `false` if it did already.
-    async fn block(&self, blocker: UserId, blocked: UserId, at: Timestamp) -> Result<bool, StoreError>;
+    async fn block(
+        &self,
+        blocker: UserId,
+        blocked: UserId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Lifts the block; `false` if there was none.
     async fn unblock(&self, blocker: UserId, blocked: UserId) -> Result<bool, StoreError>;
     /// Whether either user blocks the other.
@@ -163,13 +168,21 @@ pub enum RoomOp {
     /// Whether `user` is banned from the room.
     ExpectBanned { user: UserId, banned: bool },
     /// `user` joins with `role`, at `at`. Counted.
-    AddMember { user: UserId, role: Role, at: Timestamp },
+    AddMember {
+        user: UserId,
+        role: Role,
+        at: Timestamp,
+    },
     /// `user` leaves. Counted.
     RemoveMember { user: UserId },
     /// A member's role becomes `role`. Counted.
     SetRole { user: UserId, role: Role },
     /// Bans `user`. Not counted (its system message is).
-    Ban { user: UserId, by: UserId, at: Timestamp },
+    Ban {
+        user: UserId,
+        by: UserId,
+        at: Timestamp,
+    },
     /// Lifts `user`'s ban. Not counted.
     Unban { user: UserId },
     /// Renames or re-describes the room. Counted.
@@ -192,11 +205,24 @@ pub enum RoomOp {
 /// produced.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RoomChange {
-    MemberAdded { membership: Membership, version: u64 },
-    MemberRemoved { user: UserId, version: u64 },
-    RoleChanged { membership: Membership, version: u64 },
-    Updated { version: u64 },
-    MessageAdded { message: Message },
+    MemberAdded {
+        membership: Membership,
+        version: u64,
+    },
+    MemberRemoved {
+        user: UserId,
+        version: u64,
+    },
+    RoleChanged {
+        membership: Membership,
+        version: u64,
+    },
+    Updated {
+        version: u64,
+    },
+    MessageAdded {
+        message: Box<Message>,
+    },
 }
 
 /// The result of [`RoomRepo::apply`].
@@ -226,13 +252,22 @@ pub trait RoomRepo: Send + Sync + 'static {
     async fn list_public(&self, query: &str, page: &PageRequest) -> Result<Page<Room>, StoreError>;
     /// The rooms `user` is in, most recent activity (newest message, else
     /// creation) first.
-    async fn list_mine(&self, user: UserId, page: &PageRequest) -> Result<Page<MyRoom>, StoreError>;
+    async fn list_mine(&self, user: UserId, page: &PageRequest)
+    -> Result<Page<MyRoom>, StoreError>;
     /// `user`'s membership, `None` when not a member.
-    async fn find_member(&self, room: RoomId, user: UserId) -> Result<Option<Membership>, StoreError>;
+    async fn find_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<Membership>, StoreError>;
     /// Every member, in the order they joined.
     async fn all_members(&self, room: RoomId) -> Result<Vec<Membership>, StoreError>;
     /// A page of members with their users, in the order they joined.
-    async fn list_members(&self, room: RoomId, page: &PageRequest) -> Result<Page<MemberView>, StoreError>;
+    async fn list_members(
+        &self,
+        room: RoomId,
+        page: &PageRequest,
+    ) -> Result<Page<MemberView>, StoreError>;
     /// Whether `user` is banned from the room.
     async fn is_banned(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
     /// Applies the steps in order, atomically: all or nothing. A failed
@@ -297,7 +332,12 @@ pub trait MessageRepo: Send + Sync + 'static {
     /// The message as `viewer` sees it (reactions' `me`); `None` if none.
     async fn find(&self, id: MessageId, viewer: UserId) -> Result<Option<Message>, StoreError>;
     /// A slice of the room's history as `viewer` sees it.
-    async fn history(&self, room: RoomId, query: HistoryQuery, viewer: UserId) -> Result<History, StoreError>;
+    async fn history(
+        &self,
+        room: RoomId,
+        query: HistoryQuery,
+        viewer: UserId,
+    ) -> Result<History, StoreError>;
     /// `user`'s markers in the room (zeros where none yet).
     async fn markers(&self, room: RoomId, user: UserId) -> Result<Markers, StoreError>;
     /// Moves `user`'s read marker (and with it the delivered one) forward to

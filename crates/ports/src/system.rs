@@ -22,7 +22,8 @@ impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         use chrono::{DurationRound, TimeDelta};
         let now = chrono::Utc::now();
-        now.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(now)
+        now.duration_trunc(TimeDelta::microseconds(1))
+            .unwrap_or(now)
     }
 }
 

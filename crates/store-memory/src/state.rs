@@ -1,0 +1,200 @@
+//! The data of the memory store, with the indexes its queries need.
+//!
+//! Everything lives in one [`State`] behind one mutex. Indexes are kept in
+//! step by the code that writes (the `impl`s in the sibling modules); the
+//! invariants are stated on each field.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chat_domain::{
+    AttachmentId, ClientMsgId, Membership, Message, MessageId, MessageKind, RoomId, SenderInfo,
+    SessionId, Timestamp, User, UserId,
+};
+use chat_ports::{Cursor, Markers, Session, StoreError};
+
+/// Everything the store holds.
+#[derive(Default)]
+pub(crate) struct State {
+    /// Every user, with their password hash.
+    pub users: HashMap<UserId, UserRow>,
+    /// Lower-cased username -> user: the uniqueness rule, and the order of
+    /// user search.
+    pub username_keys: BTreeMap<String, UserId>,
+    /// Lower-cased email -> user: the uniqueness rule and the login lookup.
+    pub email_keys: HashMap<String, UserId>,
+
+    pub sessions: HashMap<SessionId, Session>,
+
+    /// Per blocker, whom they block.
+    pub blocks: HashMap<UserId, BlockList>,
+
+    pub rooms: HashMap<RoomId, RoomState>,
+    /// `(created_at, id)` of every public room: the directory's order.
+    pub public_rooms: BTreeSet<(Timestamp, RoomId)>,
+    /// The direct room of each pair, as `direct_pair` sorts it.
+    pub direct_rooms: HashMap<(UserId, UserId), RoomId>,
+    /// The rooms each user is a member of.
+    pub rooms_of_user: HashMap<UserId, HashSet<RoomId>>,
+    /// Where each message lives: its room and seq.
+    pub message_index: HashMap<MessageId, (RoomId, u64)>,
+}
+
+/// A stored user.
+pub(crate) struct UserRow {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// The users one user blocks, by user and in blocking order.
+#[derive(Default)]
+pub(crate) struct BlockList {
+    pub by_user: HashMap<UserId, Timestamp>,
+    /// `(blocked_at, blocked)`: the list's order is this, descending.
+    pub order: BTreeSet<(Timestamp, UserId)>,
+}
+
+/// A room and everything in it.
+pub(crate) struct RoomState {
+    /// The room as the ports see it; `member_count`, `last_seq` and `version`
+    /// are kept current.
+    pub room: chat_domain::Room,
+    pub members: HashMap<UserId, MemberRow>,
+    /// `(joined_at, user)` of every member: the member list's order.
+    pub join_order: BTreeSet<(Timestamp, UserId)>,
+    pub bans: HashMap<UserId, BanRow>,
+    /// The room version at which each user last left, for "changes since V".
+    pub departures: HashMap<UserId, u64>,
+    /// The history, by seq.
+    pub messages: BTreeMap<u64, StoredMessage>,
+    /// `(sender, client_msg_id)` -> seq, for idempotent sends.
+    pub client_msg_ids: HashMap<(UserId, ClientMsgId), u64>,
+    /// Read and delivered markers, by user (members and former members).
+    pub markers: HashMap<UserId, Markers>,
+    /// The newest message's `created_at`, else the room's: the order of
+    /// "my rooms".
+    pub last_activity: Timestamp,
+}
+
+/// A membership, with the room version of its latest change.
+pub(crate) struct MemberRow {
+    pub membership: Membership,
+    pub version: u64,
+}
+
+/// A ban: who banned, and when.
+pub(crate) struct BanRow {
+    #[expect(dead_code, reason = "kept for a future ban list")]
+    pub by: UserId,
+    #[expect(dead_code, reason = "kept for a future ban list")]
+    pub at: Timestamp,
+}
+
+/// A message as stored; [`to_message`] turns it into what a viewer sees.
+#[derive(Clone)]
+pub(crate) struct StoredMessage {
+    pub id: MessageId,
+    pub seq: u64,
+    pub sender: UserId,
+    pub kind: MessageKind,
+    pub content: String,
+    /// Kept as given; resolved into an `Attachment` once attachments are
+    /// stored (until then a message reads back with `attachment: None`).
+    #[expect(dead_code, reason = "resolved once the attachment port exists")]
+    pub attachment: Option<AttachmentId>,
+    pub reply_to: Option<MessageId>,
+    pub created_at: Timestamp,
+    pub edited_at: Option<Timestamp>,
+    pub deleted: bool,
+    /// The room version of the message's latest change.
+    pub version: u64,
+}
+
+impl RoomState {
+    /// The role of `user`, `None` when not a member.
+    pub fn role_of(&self, user: UserId) -> Option<chat_domain::Role> {
+        self.members.get(&user).map(|m| m.membership.role)
+    }
+
+    /// Messages after `user`'s read marker that others sent and that are not
+    /// deleted.
+    pub fn unread_count(&self, user: UserId) -> u64 {
+        let read = self.markers.get(&user).map_or(0, |m| m.last_read_seq);
+        let unread = self
+            .messages
+            .range(read.saturating_add(1)..)
+            .filter(|(_, m)| m.sender != user && !m.deleted)
+            .count();
+        u64::try_from(unread).unwrap_or(u64::MAX)
+    }
+}
+
+/// The message as `viewer` sees it.
+pub(crate) fn to_message(
+    users: &HashMap<UserId, UserRow>,
+    room_id: RoomId,
+    stored: &StoredMessage,
+    _viewer: UserId,
+) -> Result<Message, StoreError> {
+    let sender = users
+        .get(&stored.sender)
+        .ok_or_else(|| StoreError::other("a message's sender is missing"))?;
+    Ok(Message {
+        id: stored.id,
+        room_id,
+        seq: stored.seq,
+        sender: SenderInfo {
+            id: sender.user.id,
+            username: sender.user.username.clone(),
+            display_name: sender.user.display_name.as_str().to_owned(),
+        },
+        kind: stored.kind,
+        content: if stored.deleted {
+            String::new()
+        } else {
+            stored.content.clone()
+        },
+        // No attachment store yet: see `StoredMessage::attachment`.
+        attachment: None,
+        reply_to_id: stored.reply_to,
+        // No reactions yet; `_viewer` will decide each one's `me`.
+        reactions: Vec::new(),
+        created_at: stored.created_at,
+        edited_at: stored.edited_at,
+        deleted: stored.deleted,
+        version: stored.version,
+    })
+}
+
+/// A timestamp as a cursor key: RFC 3339, every digit kept.
+pub(crate) fn time_key(t: Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Reads back a [`time_key`]; `InvalidCursor` for anything else.
+pub(crate) fn parse_time_key(key: &str) -> Result<Timestamp, StoreError> {
+    chrono::DateTime::parse_from_rfc3339(key)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| StoreError::InvalidCursor)
+}
+
+/// A cursor over `(timestamp, id)`.
+pub(crate) fn time_cursor(t: Timestamp, id: uuid::Uuid) -> Cursor {
+    Cursor::new(time_key(t), id)
+}
+
+/// The `(timestamp, id)` a time cursor points at, if any.
+pub(crate) fn time_position<I: From<uuid::Uuid>>(
+    cursor: Option<&Cursor>,
+) -> Result<Option<(Timestamp, I)>, StoreError> {
+    cursor
+        .map(|c| Ok((parse_time_key(&c.key)?, I::from(c.id))))
+        .transpose()
+}
+
+/// Whether `user` exists; `NotFound` if not.
+pub(crate) fn require_user(
+    users: &HashMap<UserId, UserRow>,
+    user: UserId,
+) -> Result<&UserRow, StoreError> {
+    users.get(&user).ok_or(StoreError::NotFound)
+}
