@@ -1,1 +1,116 @@
-//! chat-app (work in progress)
+//! The chat's use cases: register and log in, profiles, rooms, direct
+//! messages, membership and moderation, messages and read markers.
+//!
+//! Every use case follows one shape: load through the ports, let
+//! `chat-domain` decide, persist through the ports, then publish the event.
+//! This crate knows only `chat-domain` and `chat-ports`: no HTTP, no SQL, no
+//! sockets, no async runtime.
+
+mod accounts;
+mod error;
+mod messages;
+mod rooms;
+mod users;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use chat_domain::{GlobalRole, User};
+use chat_ports::{Clock, EventBus, IdGen, PasswordHasher, Stores, TokenIssuer};
+
+pub use accounts::{Accounts, AuthContext, NewAccount, Profile, Tokens};
+pub use error::AppError;
+pub use messages::{Messages, SendMessage, Sent};
+pub use rooms::{CreateRoom, DirectRoom, RoomPatch, Rooms};
+pub use users::Users;
+
+/// Everything the use cases are built from.
+pub struct Deps {
+    pub stores: Stores,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub tokens: Arc<dyn TokenIssuer>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGen>,
+    pub events: Arc<dyn EventBus>,
+    /// Usernames (any case) of the global admins.
+    pub admins: Vec<String>,
+}
+
+/// Shared by every service.
+struct Ctx {
+    stores: Stores,
+    hasher: Arc<dyn PasswordHasher>,
+    tokens: Arc<dyn TokenIssuer>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGen>,
+    events: Arc<dyn EventBus>,
+    admins: HashSet<String>,
+}
+
+impl Ctx {
+    /// A user's standing: a global admin when configuration names them,
+    /// whenever they registered.
+    fn role_of(&self, user: &User) -> GlobalRole {
+        if self.admins.contains(&user.username.key()) {
+            GlobalRole::Admin
+        } else {
+            GlobalRole::User
+        }
+    }
+}
+
+/// The application: one service per area, all sharing the same ports.
+#[derive(Clone)]
+pub struct App {
+    pub accounts: Accounts,
+    pub users: Users,
+    pub rooms: Rooms,
+    pub messages: Messages,
+}
+
+impl App {
+    pub fn new(deps: Deps) -> Self {
+        let ctx = Arc::new(Ctx {
+            stores: deps.stores,
+            hasher: deps.hasher,
+            tokens: deps.tokens,
+            clock: deps.clock,
+            ids: deps.ids,
+            events: deps.events,
+            admins: deps
+                .admins
+                .iter()
+                .map(|a| a.trim().to_ascii_lowercase())
+                .collect(),
+        });
+        Self {
+            accounts: Accounts::new(ctx.clone()),
+            users: Users::new(ctx.clone()),
+            rooms: Rooms::new(ctx.clone()),
+            messages: Messages::new(ctx),
+        }
+    }
+}
+
+/// How often a change decided on a snapshot is tried again when the room
+/// moved on underneath it, before giving up with [`AppError::Busy`].
+const ATTEMPTS: usize = 8;
+
+/// Runs `attempt` until it does not fail with a stale precondition.
+async fn retry_stale<T, F, Fut>(mut attempt: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AppError>>,
+{
+    for _ in 1..ATTEMPTS {
+        match attempt().await {
+            Err(AppError::Store(e)) if e.is_stale() => continue,
+            other => return other,
+        }
+    }
+    match attempt().await {
+        Err(AppError::Store(e)) if e.is_stale() => Err(AppError::Busy),
+        other => other,
+    }
+}
