@@ -1,1 +1,63 @@
-//! chat-http (work in progress)
+//! The HTTP adapter: actix-web routes for the REST API of `shared/API.md`,
+//! its request and response DTOs, the bearer-token extractor, the mapping
+//! from use-case errors to the contract's `{"error", "code"}` bodies, and the
+//! OpenAPI document generated from the code.
+//!
+//! Handlers are thin: parse and validate the request into domain values,
+//! call one `chat-app` use case, turn the answer into a DTO. No rule lives
+//! here, and nothing here knows which store is behind the app.
+
+mod dto;
+mod error;
+mod extract;
+mod openapi;
+mod routes;
+
+use actix_web::web;
+use chat_app::App;
+
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+
+/// Limits the HTTP layer enforces.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The largest JSON body accepted, in bytes (413 beyond).
+    pub json_limit: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            json_limit: 64 * 1024,
+        }
+    }
+}
+
+/// Something `/ready` asks before answering 200.
+pub trait Readiness: Send + Sync + 'static {
+    /// Whether the dependency answers right now.
+    fn check(&self) -> futures_util::future::BoxFuture<'_, bool>;
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct State {
+    pub app: App,
+    pub settings: HttpSettings,
+    pub readiness: Vec<std::sync::Arc<dyn Readiness>>,
+}
+
+/// Mounts every route on an actix `App`:
+/// `actix_web::App::new().configure(chat_http::configure(state))`.
+pub fn configure(state: State) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let limit = state.settings.json_limit;
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::PayloadConfig::new(limit))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::query(&e).into()))
+            .configure(routes::service)
+            .service(web::scope("/api/v1").configure(routes::api))
+            .default_service(web::to(routes::not_found));
+    }
+}
