@@ -1,0 +1,132 @@
+//! The chat server: reads [`Settings`], builds the adapters, injects them
+//! into `chat-app` and serves `chat-http`. Wiring only: no rule lives here.
+
+mod settings;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::{App as ActixApp, HttpServer, dev::Server, middleware};
+use chat_app::{App, Deps};
+use chat_auth::{BcryptHasher, JwtTokens, secret_from_config};
+use chat_ports::{Event, EventBus, SystemClock, V7Ids};
+use chat_store_memory::MemoryStore;
+
+pub use settings::{Settings, SettingsError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("JWT secret: {0}")]
+    Secret(#[from] chat_auth::SecretError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "a database URL is configured, but this build has no PostgreSQL store yet; \
+         unset DATABASE_URL (and database.url) to run on the in-memory store"
+    )]
+    NoPostgres,
+}
+
+/// Where events go until the real-time gateway subscribes to them: nowhere.
+/// Nothing can listen yet (no WebSocket), so dropping them loses nothing.
+struct NoSubscribers;
+
+#[async_trait::async_trait]
+impl EventBus for NoSubscribers {
+    async fn publish(&self, _event: Event) {}
+}
+
+/// A server ready to run, and the port it listens on.
+pub struct Application {
+    server: Server,
+    port: u16,
+}
+
+impl Application {
+    /// Builds everything and binds the port (0 picks a free one).
+    pub fn build(settings: &Settings) -> Result<Self, StartError> {
+        let (secret, warning) = secret_from_config(
+            settings.auth.jwt_secret.as_deref(),
+            settings.is_development(),
+        )?;
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        if settings
+            .database
+            .url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty())
+        {
+            return Err(StartError::NoPostgres);
+        }
+        tracing::warn!(
+            "no database configured: running on the IN-MEMORY store. \
+             Nothing is kept: every account, room and message is lost when the server stops."
+        );
+        let store = Arc::new(MemoryStore::new());
+        let app = App::new(Deps {
+            stores: store.stores(),
+            hasher: Arc::new(BcryptHasher::new(settings.auth.bcrypt_cost)),
+            tokens: Arc::new(JwtTokens::new(
+                secret.as_bytes(),
+                chrono::Duration::seconds(settings.auth.access_ttl_secs),
+                chrono::Duration::seconds(settings.auth.refresh_ttl_secs),
+            )),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(V7Ids),
+            events: Arc::new(NoSubscribers),
+            admins: settings.auth.admins.clone(),
+        });
+        let state = chat_http::State {
+            app,
+            settings: chat_http::HttpSettings {
+                json_limit: settings.http.json_limit,
+            },
+            readiness: Vec::new(),
+        };
+        let addr = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?
+            .port();
+        let server = HttpServer::new(move || {
+            ActixApp::new()
+                // %U is the path without its query string: tokens never reach the log.
+                .wrap(
+                    middleware::Logger::new("%{METHOD}xi %U %s %Dms")
+                        .custom_request_replace("METHOD", |req| req.method().to_string()),
+                )
+                .configure(chat_http::configure(state.clone()))
+        })
+        .workers(settings.server.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        }))
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            addr: format!("port {port}"),
+            source,
+        })?
+        .run();
+        Ok(Self { server, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

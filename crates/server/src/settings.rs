@@ -1,0 +1,224 @@
+//! Typed configuration, read once at start-up.
+//!
+//! Layers, later ones winning: `config/default.toml`, then
+//! `config/{CHAT_ENV}.toml` (`CHAT_ENV` defaults to `development`), then
+//! `config/local.toml`, then `CHAT__SECTION__KEY` environment variables, then
+//! the plain `HOST`, `PORT`, `DATABASE_URL`, `REDIS_URL` and `JWT_SECRET`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(String);
+
+impl From<config::ConfigError> for SettingsError {
+    fn from(e: config::ConfigError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// A value that must never be printed: its `Debug` shows only whether it is set.
+#[derive(Clone, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(Option<String>);
+
+impl Secret {
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref().filter(|s| !s.is_empty())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.as_deref().is_some() {
+            "Secret(set)"
+        } else {
+            "Secret(unset)"
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// `development` (the default) or anything else, such as `production`.
+    pub env: String,
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub database: DatabaseSettings,
+    pub http: HttpLimits,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// HTTP worker threads; the number of cores when unset.
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// At least 32 bytes outside development.
+    pub jwt_secret: Secret,
+    pub access_ttl_secs: i64,
+    pub refresh_ttl_secs: i64,
+    pub bcrypt_cost: u32,
+    /// Usernames of global admins.
+    #[serde(default)]
+    pub admins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL; unset runs the in-memory store.
+    pub url: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpLimits {
+    pub json_limit: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive such as `info` or `chat_app=debug,info`.
+    pub level: String,
+    /// JSON lines; unset means JSON everywhere but development.
+    pub json: Option<bool>,
+}
+
+impl Settings {
+    /// Reads the layers from the `config/` directory found at or above the
+    /// working directory (or `CHAT_CONFIG_DIR`).
+    pub fn load() -> Result<Self, SettingsError> {
+        let dir = std::env::var_os("CHAT_CONFIG_DIR")
+            .map(PathBuf::from)
+            .or_else(find_config_dir)
+            .ok_or_else(|| {
+                SettingsError(
+                    "no config/default.toml found here or above; set CHAT_CONFIG_DIR".into(),
+                )
+            })?;
+        Self::load_from(&dir, &std::env::vars().collect())
+    }
+
+    /// Reads the layers from `dir`, with `env` as the environment.
+    pub fn load_from(dir: &Path, env: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let chat_env = env
+            .get("CHAT_ENV")
+            .cloned()
+            .unwrap_or_else(|| "development".to_owned());
+        let vars: HashMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("CHAT__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut b = Config::builder()
+            .add_source(File::from(dir.join("default.toml")))
+            .add_source(File::from(dir.join(format!("{chat_env}.toml"))).required(false))
+            .add_source(File::from(dir.join("local.toml")).required(false))
+            .add_source(
+                Environment::with_prefix("CHAT")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("auth.admins")
+                    .try_parsing(true)
+                    .source(Some(vars)),
+            )
+            .set_override("env", chat_env)?;
+        for (var, key) in [
+            ("HOST", "server.host"),
+            ("PORT", "server.port"),
+            ("DATABASE_URL", "database.url"),
+            ("JWT_SECRET", "auth.jwt_secret"),
+        ] {
+            if let Some(v) = env.get(var) {
+                b = b.set_override(key, v.as_str())?;
+            }
+        }
+        Ok(b.build()?.try_deserialize()?)
+    }
+
+    pub fn is_development(&self) -> bool {
+        self.env == "development"
+    }
+}
+
+fn find_config_dir() -> Option<PathBuf> {
+    let mut dir = std::env::current_dir().ok()?;
+    loop {
+        let candidate = dir.join("config");
+        if candidate.join("default.toml").is_file() {
+            return Some(candidate);
+        }
+        if !dir.pop() {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
+    }
+
+    fn load(vars: &[(&str, &str)]) -> Settings {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(&dir(), &vars).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_development_in_memory() {
+        let s = load(&[]);
+        assert!(s.is_development());
+        assert_eq!(s.database.url.as_deref(), None);
+        assert_eq!(s.auth.jwt_secret.as_deref(), None);
+        assert!(s.auth.admins.is_empty());
+    }
+
+    #[test]
+    fn plain_variables_override_the_files() {
+        let s = load(&[
+            ("PORT", "9999"),
+            ("HOST", "0.0.0.0"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("DATABASE_URL", "postgres://x"),
+            ("CHAT_ENV", "production"),
+        ]);
+        assert_eq!(s.server.port, 9999);
+        assert_eq!(s.server.host, "0.0.0.0");
+        assert_eq!(s.database.url.as_deref(), Some("postgres://x"));
+        assert!(!s.is_development());
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let s = load(&[("JWT_SECRET", "super-secret-value-that-is-long-enough")]);
+        assert!(!format!("{s:?}").contains("super-secret"));
+    }
+
+    #[test]
+    fn sectioned_variables_and_admin_lists() {
+        let s = load(&[
+            ("CHAT__AUTH__ADMINS", "alice,Bob"),
+            ("CHAT__AUTH__BCRYPT_COST", "4"),
+            ("CHAT__HTTP__JSON_LIMIT", "1024"),
+        ]);
+        assert_eq!(s.auth.admins, vec!["alice".to_owned(), "Bob".to_owned()]);
+        assert_eq!(s.auth.bcrypt_cost, 4);
+        assert_eq!(s.http.json_limit, 1024);
+    }
+}
