@@ -2,9 +2,7 @@
 //! Field names and shapes follow `shared/API.md` exactly.
 
 use chat_app::Profile;
-use chat_domain::{
-    GlobalRole, Membership, Message, MessageKind, Role, Room, RoomKind, User,
-};
+use chat_domain::{GlobalRole, Membership, Message, MessageKind, Role, Room, RoomKind, User};
 use chat_ports::{MemberView, MyRoom, Page};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -338,7 +336,9 @@ pub struct MemberDto {
 
 impl From<MemberView> for MemberDto {
     fn from(m: MemberView) -> Self {
-        let Membership { role, joined_at, .. } = m.membership;
+        let Membership {
+            role, joined_at, ..
+        } = m.membership;
         Self {
             user: m.user.into(),
             role: role.into(),

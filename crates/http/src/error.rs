@@ -71,7 +71,11 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Missing, invalid or expired token")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Missing, invalid or expired token",
+        )
     }
 
     pub fn not_found() -> Self {
@@ -87,7 +91,11 @@ impl ApiError {
     }
 
     fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+        )
     }
 
     fn unavailable() -> Self {
@@ -98,9 +106,16 @@ impl ApiError {
         )
     }
 
-    /// A query string that does not fit its parameters.
+    /// A query string that does not fit its parameters, naming the
+    /// parameter where serde does (`duplicate field `limit``).
     pub fn query(e: &actix_web::error::QueryPayloadError) -> Self {
-        Self::field("query", e.to_string())
+        let text = e.to_string();
+        let name = text
+            .split('`')
+            .nth(1)
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or("query");
+        Self::field(name, text.rsplit(": ").next().unwrap_or(&text))
     }
 
     pub fn code(&self) -> &str {
@@ -142,8 +157,16 @@ fn denied(d: Denied) -> ApiError {
             "not_a_member",
             "You are not a member of this room",
         ),
-        Denied::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "You are not allowed to do that"),
-        Denied::Banned => (StatusCode::FORBIDDEN, "banned", "The user is banned from this room"),
+        Denied::Forbidden => (
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "You are not allowed to do that",
+        ),
+        Denied::Banned => (
+            StatusCode::FORBIDDEN,
+            "banned",
+            "The user is banned from this room",
+        ),
         Denied::Blocked => (
             StatusCode::FORBIDDEN,
             "blocked",
@@ -172,7 +195,11 @@ impl From<AppError> for ApiError {
             AppError::Unauthorized => ApiError::unauthorized(),
             AppError::Taken(what) => ApiError::new(
                 StatusCode::CONFLICT,
-                if what == "email" { "email_taken" } else { "username_taken" },
+                if what == "email" {
+                    "email_taken"
+                } else {
+                    "username_taken"
+                },
                 if what == "email" {
                     "Email already registered"
                 } else {

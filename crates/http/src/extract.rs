@@ -10,7 +10,9 @@ use chat_app::AuthContext;
 use chat_domain::PageLimit;
 use chat_ports::{Cursor, PageRequest};
 use futures_util::future::LocalBoxFuture;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::{ApiError, State};
@@ -26,7 +28,11 @@ impl Auth {
 
 /// The bearer token of a request, if it has one.
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -63,10 +69,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
             .map_or(64 * 1024, |s| s.settings.json_limit);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let bytes = bytes.await.map_err(|e| match e.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => ApiError::too_large(limit),
-                _ => ApiError::bad_json("Could not read the request body"),
-            })?;
+            let bytes = bytes
+                .await
+                .map_err(|e| match e.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => ApiError::too_large(limit),
+                    _ => ApiError::bad_json("Could not read the request body"),
+                })?;
             if bytes.len() > limit {
                 return Err(ApiError::too_large(limit));
             }
@@ -77,16 +85,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
 
 /// Parses a JSON document into `T` with the contract's error codes.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_json("Body is not valid UTF-8"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| ApiError::bad_json(format!("Malformed JSON: {e}")))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| ApiError::bad_json("Body is not valid UTF-8"))?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_json(format!("Malformed JSON: {e}")))?;
     if !value.is_object() {
         return Err(ApiError::field("body", "must be a JSON object"));
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        match inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+        match inner
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
             Some(field) if path == "." => ApiError::field(field, "is required"),
             Some(field) => ApiError::field(&format!("{path}.{field}"), "is required"),
             None => ApiError::field(&path, inner),
@@ -125,6 +137,39 @@ impl Fields {
     }
 }
 
+/// `limit` and `cursor` of a list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1–100; default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// `q`, `limit` and `cursor` of a searchable list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// The text to look for (see the endpoint); empty or absent lists everything.
+    pub q: Option<String>,
+    /// Page size, 1–100; default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The `q` of a search: any text but a NUL character.
+pub fn search_text(q: Option<&str>) -> Result<&str, ApiError> {
+    let q = q.unwrap_or("");
+    if chat_domain::text::has_nul(q) {
+        return Err(ApiError::field("q", "must not contain a NUL character"));
+    }
+    Ok(q)
+}
+
 /// A UUID path or body parameter.
 pub fn uuid(name: &str, s: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(s).map_err(|_| ApiError::field(name, "must be a UUID"))
@@ -136,7 +181,10 @@ pub fn page(limit: Option<&str>, cursor: Option<&str>) -> Result<PageRequest, Ap
     let limit = f.check("limit", page_limit(limit));
     let after = match cursor.filter(|c| !c.is_empty()) {
         None => None,
-        Some(c) => f.check("cursor", Cursor::decode(c).ok_or("is not a cursor this server gave out")),
+        Some(c) => f.check(
+            "cursor",
+            Cursor::decode(c).ok_or("is not a cursor this server gave out"),
+        ),
     };
     f.finish()?;
     Ok(PageRequest {
@@ -174,7 +222,7 @@ mod tests {
     }
 
     fn fields(e: ApiError) -> (String, Vec<String>) {
-        let body = serde_json::to_value(&e_body(&e)).unwrap();
+        let body = serde_json::to_value(e_body(&e)).unwrap();
         let fields = body["fields"]
             .as_object()
             .map(|m| m.keys().cloned().collect())
@@ -186,14 +234,19 @@ mod tests {
         use actix_web::ResponseError;
         let res = e.error_response();
         let body = actix_web::body::to_bytes(res.into_body());
-        let bytes = futures_util::FutureExt::now_or_never(body).unwrap().unwrap();
+        let bytes = futures_util::FutureExt::now_or_never(body)
+            .unwrap()
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
     #[test]
     fn json_errors_have_the_contract_codes() {
         assert_eq!(fields(parse_json::<T>(b"{").unwrap_err()).0, "bad_json");
-        assert_eq!(fields(parse_json::<T>(b"\xff\xfe").unwrap_err()).0, "bad_json");
+        assert_eq!(
+            fields(parse_json::<T>(b"\xff\xfe").unwrap_err()).0,
+            "bad_json"
+        );
         assert_eq!(
             fields(parse_json::<T>(b"{}").unwrap_err()),
             ("validation".into(), vec!["name".into()])

@@ -14,7 +14,10 @@ use crate::{ApiError, State};
     responses((status = 201, body = UserDto),
         (status = 400, description = "`bad_json` or `validation`", body = ErrorBody),
         (status = 409, description = "`username_taken` or `email_taken`", body = ErrorBody)))]
-pub async fn register(state: web::Data<State>, body: Body<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn register(
+    state: web::Data<State>,
+    body: Body<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
     let r = body.0;
     let mut f = Fields::default();
     let username = f.check("username", Username::parse(&r.username));
@@ -46,14 +49,26 @@ pub async fn register(state: web::Data<State>, body: Body<RegisterRequest>) -> R
     responses((status = 200, body = TokenDto),
         (status = 400, body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: the same answer for a wrong name or password", body = ErrorBody)))]
-pub async fn login(state: web::Data<State>, body: Body<LoginRequest>) -> Result<web::Json<TokenDto>, ApiError> {
+pub async fn login(
+    state: web::Data<State>,
+    body: Body<LoginRequest>,
+) -> Result<web::Json<TokenDto>, ApiError> {
     let r = body.0;
     let login = match (r.username, r.email) {
         (Some(u), _) if !u.trim().is_empty() => Login::Username(u.trim().to_owned()),
         (_, Some(e)) if !e.trim().is_empty() => Login::Email(e.trim().to_owned()),
-        _ => return Err(ApiError::field("username", "a username or an email is required")),
+        _ => {
+            return Err(ApiError::field(
+                "username",
+                "a username or an email is required",
+            ));
+        }
     };
-    let tokens = state.app.accounts.login(&login, &Password::presented(&r.password)).await?;
+    let tokens = state
+        .app
+        .accounts
+        .login(&login, &Password::presented(&r.password))
+        .await?;
     Ok(web::Json(tokens.into()))
 }
 
@@ -62,7 +77,10 @@ pub async fn login(state: web::Data<State>, body: Body<LoginRequest>) -> Result<
 /// replaces stays good until it expires.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenDto), (status = 401, body = ErrorBody)))]
-pub async fn refresh(state: web::Data<State>, body: Body<RefreshRequest>) -> Result<web::Json<TokenDto>, ApiError> {
+pub async fn refresh(
+    state: web::Data<State>,
+    body: Body<RefreshRequest>,
+) -> Result<web::Json<TokenDto>, ApiError> {
     let tokens = state.app.accounts.refresh(&body.0.refresh_token).await?;
     Ok(web::Json(tokens.into()))
 }

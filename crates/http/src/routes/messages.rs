@@ -2,7 +2,9 @@
 
 use actix_web::{HttpResponse, web};
 use chat_app::SendMessage;
-use chat_domain::{ClientMsgId, HistoryQuery, MessageContent, MessageId, MessageKind, PageLimit, RoomId};
+use chat_domain::{
+    ClientMsgId, HistoryQuery, MessageContent, MessageId, MessageKind, PageLimit, RoomId,
+};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -61,12 +63,16 @@ pub(crate) fn parse_draft(r: SendMessageRequest) -> Result<SendMessage, ApiError
 
 /// `before`, `after` and `limit` of a history read.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     /// The `limit` messages just before this seq.
+    #[param(value_type = Option<u64>, minimum = 0)]
     pub before: Option<String>,
-    /// The `limit` messages just after this seq (catch-up).
+    /// The `limit` messages just after this seq (catch-up). Not with `before`.
+    #[param(value_type = Option<u64>, minimum = 0)]
     pub after: Option<String>,
-    /// 1–100, default 50.
+    /// Page size, 1–100; default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
@@ -95,8 +101,14 @@ fn history_query(q: &HistoryParams) -> Result<HistoryQuery, ApiError> {
     const SEQ: &str = "must be a non-negative integer";
     let mut f = Fields::default();
     let limit = f.check("limit", page_limit(q.limit.as_deref()));
-    let before = q.before.as_deref().and_then(|s| f.check("before", s.parse::<u64>().map_err(|_| SEQ)));
-    let after = q.after.as_deref().and_then(|s| f.check("after", s.parse::<u64>().map_err(|_| SEQ)));
+    let before = q
+        .before
+        .as_deref()
+        .and_then(|s| f.check("before", s.parse::<u64>().map_err(|_| SEQ)));
+    let after = q
+        .after
+        .as_deref()
+        .and_then(|s| f.check("after", s.parse::<u64>().map_err(|_| SEQ)));
     if q.before.is_some() && q.after.is_some() {
         f.bad("before", "give before or after, not both");
         f.bad("after", "give before or after, not both");
@@ -122,7 +134,8 @@ pub async fn mark_read(
     body: Body<ReadRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let room = RoomId(path_id("id", &id)?);
-    let seq = u64::try_from(body.0.seq).map_err(|_| ApiError::field("seq", "must be a non-negative integer"))?;
+    let seq = u64::try_from(body.0.seq)
+        .map_err(|_| ApiError::field("seq", "must be a non-negative integer"))?;
     state.app.messages.mark_read(auth.user(), room, seq).await?;
     Ok(HttpResponse::NoContent().finish())
 }

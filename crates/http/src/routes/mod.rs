@@ -48,8 +48,14 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .route("/rooms/{id}/leave", web::post().to(leave_room))
         .route("/rooms/{id}/members", web::get().to(list_members))
         .route("/rooms/{id}/members", web::post().to(add_member))
-        .route("/rooms/{id}/members/{user_id}", web::delete().to(kick_member))
-        .route("/rooms/{id}/members/{user_id}/role", web::put().to(set_role))
+        .route(
+            "/rooms/{id}/members/{user_id}",
+            web::delete().to(kick_member),
+        )
+        .route(
+            "/rooms/{id}/members/{user_id}/role",
+            web::put().to(set_role),
+        )
         .route("/rooms/{id}/bans", web::post().to(ban_user))
         .route("/rooms/{id}/bans/{user_id}", web::delete().to(unban_user))
         .route("/rooms/{id}/messages", web::post().to(send_message))

@@ -5,13 +5,12 @@ use chat_app::{CreateRoom, RoomPatch};
 use chat_domain::{RoomDescription, RoomId, RoomName, UserId};
 
 use super::path_id;
-use super::users::ListQuery;
 use crate::dto::{
     AssignableRole, CreateRoomRequest, DirectRequest, MemberDto, MyRoomDto, NewRoomKind, PageDto,
     RoleRequest, RoomDto, UpdateRoomRequest, UserRef,
 };
 use crate::error::ErrorBody;
-use crate::extract::{Auth, Body, Fields, page};
+use crate::extract::{Auth, Body, Fields, PageQuery, SearchQuery, page, search_text};
 use crate::{ApiError, State};
 
 fn room_id(raw: &str) -> Result<RoomId, ApiError> {
@@ -21,10 +20,21 @@ fn room_id(raw: &str) -> Result<RoomId, ApiError> {
 /// The `{id}` and `{user_id}` of a member path.
 fn member_path(p: &(String, String)) -> Result<(RoomId, UserId), ApiError> {
     let mut f = Fields::default();
-    let room = f.check("id", path_id("id", &p.0).map(RoomId).map_err(|_| "must be a UUID"));
-    let user = f.check("user_id", path_id("user_id", &p.1).map(UserId).map_err(|_| "must be a UUID"));
+    let room = f.check(
+        "id",
+        path_id("id", &p.0)
+            .map(RoomId)
+            .map_err(|_| "must be a UUID"),
+    );
+    let user = f.check(
+        "user_id",
+        path_id("user_id", &p.1)
+            .map(UserId)
+            .map_err(|_| "must be a UUID"),
+    );
     f.finish()?;
-    room.zip(user).ok_or_else(|| ApiError::field("id", "must be a UUID"))
+    room.zip(user)
+        .ok_or_else(|| ApiError::field("id", "must be a UUID"))
 }
 
 /// Create a public or private room; you become its owner and `member_ids`
@@ -57,7 +67,12 @@ pub async fn create_room(
                 name,
                 description,
                 private: r.kind == Some(NewRoomKind::Private),
-                member_ids: r.member_ids.unwrap_or_default().into_iter().map(UserId).collect(),
+                member_ids: r
+                    .member_ids
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(UserId)
+                    .collect(),
             },
         )
         .await?;
@@ -76,7 +91,11 @@ pub async fn open_direct(
     auth: Auth,
     body: Body<DirectRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let dm = state.app.rooms.open_direct(auth.user(), UserId(body.0.user_id)).await?;
+    let dm = state
+        .app
+        .rooms
+        .open_direct(auth.user(), UserId(body.0.user_id))
+        .await?;
     let mut res = if dm.created {
         HttpResponse::Created()
     } else {
@@ -87,26 +106,27 @@ pub async fn open_direct(
 
 /// The directory of public rooms, newest first; `q` is a case-insensitive
 /// substring of the name.
-#[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", security(("bearer" = [])), params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", security(("bearer" = [])), params(SearchQuery),
     responses((status = 200, body = PageDto<RoomDto>), (status = 400, body = ErrorBody)))]
 pub async fn directory(
     state: web::Data<State>,
     _auth: Auth,
-    q: web::Query<ListQuery>,
+    q: web::Query<SearchQuery>,
 ) -> Result<web::Json<PageDto<RoomDto>>, ApiError> {
+    let text = search_text(q.q.as_deref())?;
     let req = page(q.limit.as_deref(), q.cursor.as_deref())?;
-    let rooms = state.app.rooms.directory(q.q.as_deref().unwrap_or(""), &req).await?;
+    let rooms = state.app.rooms.directory(text, &req).await?;
     Ok(web::Json(PageDto::from_page(rooms, Into::into)))
 }
 
 /// Every room you are in, newest activity first, with your role, unread
 /// count and the last message.
-#[utoipa::path(get, path = "/api/v1/users/me/rooms", tag = "rooms", security(("bearer" = [])), params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/users/me/rooms", tag = "rooms", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = PageDto<MyRoomDto>), (status = 400, body = ErrorBody)))]
 pub async fn my_rooms(
     state: web::Data<State>,
     auth: Auth,
-    q: web::Query<ListQuery>,
+    q: web::Query<PageQuery>,
 ) -> Result<web::Json<PageDto<MyRoomDto>>, ApiError> {
     let req = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let rooms = state.app.rooms.mine(auth.user(), &req).await?;
@@ -117,7 +137,11 @@ pub async fn my_rooms(
 #[utoipa::path(get, path = "/api/v1/rooms/{id}", tag = "rooms", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = RoomDto), (status = 404, body = ErrorBody)))]
-pub async fn get_room(state: web::Data<State>, auth: Auth, id: web::Path<String>) -> Result<web::Json<RoomDto>, ApiError> {
+pub async fn get_room(
+    state: web::Data<State>,
+    auth: Auth,
+    id: web::Path<String>,
+) -> Result<web::Json<RoomDto>, ApiError> {
     let room = state.app.rooms.get(auth.user(), room_id(&id)?).await?;
     Ok(web::Json(room.into()))
 }
@@ -156,7 +180,11 @@ pub async fn update_room(
 #[utoipa::path(delete, path = "/api/v1/rooms/{id}", tag = "rooms", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete_room(state: web::Data<State>, auth: Auth, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_room(
+    state: web::Data<State>,
+    auth: Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     state.app.rooms.delete(auth.user(), room_id(&id)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -166,7 +194,11 @@ pub async fn delete_room(state: web::Data<State>, auth: Auth, id: web::Path<Stri
 #[utoipa::path(post, path = "/api/v1/rooms/{id}/join", tag = "rooms", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = RoomDto), (status = 403, description = "`banned`", body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn join_room(state: web::Data<State>, auth: Auth, id: web::Path<String>) -> Result<web::Json<RoomDto>, ApiError> {
+pub async fn join_room(
+    state: web::Data<State>,
+    auth: Auth,
+    id: web::Path<String>,
+) -> Result<web::Json<RoomDto>, ApiError> {
     let room = state.app.rooms.join(auth.user(), room_id(&id)?).await?;
     Ok(web::Json(room.into()))
 }
@@ -176,7 +208,11 @@ pub async fn join_room(state: web::Data<State>, auth: Auth, id: web::Path<String
 #[utoipa::path(post, path = "/api/v1/rooms/{id}/leave", tag = "rooms", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn leave_room(state: web::Data<State>, auth: Auth, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn leave_room(
+    state: web::Data<State>,
+    auth: Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     state.app.rooms.leave(auth.user(), room_id(&id)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -184,13 +220,13 @@ pub async fn leave_room(state: web::Data<State>, auth: Auth, id: web::Path<Strin
 /// The members, in the order they joined. Any signed-in user may read a
 /// public room's list.
 #[utoipa::path(get, path = "/api/v1/rooms/{id}/members", tag = "members", security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path), ListQuery),
+    params(("id" = uuid::Uuid, Path), PageQuery),
     responses((status = 200, body = PageDto<MemberDto>), (status = 404, body = ErrorBody)))]
 pub async fn list_members(
     state: web::Data<State>,
     auth: Auth,
     id: web::Path<String>,
-    q: web::Query<ListQuery>,
+    q: web::Query<PageQuery>,
 ) -> Result<web::Json<PageDto<MemberDto>>, ApiError> {
     let id = room_id(&id)?;
     let req = page(q.limit.as_deref(), q.cursor.as_deref())?;
@@ -211,7 +247,11 @@ pub async fn add_member(
     body: Body<UserRef>,
 ) -> Result<HttpResponse, ApiError> {
     let id = room_id(&id)?;
-    let m = state.app.rooms.add_member(auth.user(), id, UserId(body.0.user_id)).await?;
+    let m = state
+        .app
+        .rooms
+        .add_member(auth.user(), id, UserId(body.0.user_id))
+        .await?;
     Ok(HttpResponse::Created().json(MemberDto::from(m)))
 }
 
@@ -246,7 +286,11 @@ pub async fn set_role(
         AssignableRole::Admin => chat_domain::Role::Admin,
         AssignableRole::Member => chat_domain::Role::Member,
     };
-    let m = state.app.rooms.set_role(auth.user(), room, user, role).await?;
+    let m = state
+        .app
+        .rooms
+        .set_role(auth.user(), room, user, role)
+        .await?;
     Ok(web::Json(m.into()))
 }
 
@@ -262,7 +306,11 @@ pub async fn ban_user(
     body: Body<UserRef>,
 ) -> Result<HttpResponse, ApiError> {
     let id = room_id(&id)?;
-    state.app.rooms.ban(auth.user(), id, UserId(body.0.user_id)).await?;
+    state
+        .app
+        .rooms
+        .ban(auth.user(), id, UserId(body.0.user_id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

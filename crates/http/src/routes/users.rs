@@ -3,25 +3,12 @@
 use actix_web::{HttpResponse, web};
 use chat_domain::{DisplayName, UserId};
 use chat_ports::ProfilePatch;
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::path_id;
 use crate::dto::{PageDto, PublicUserDto, UpdateMeRequest, UserDto};
 use crate::error::ErrorBody;
-use crate::extract::{Auth, Body, Fields, page};
+use crate::extract::{Auth, Body, Fields, PageQuery, SearchQuery, page, search_text};
 use crate::{ApiError, State};
-
-/// `q`, `limit` and `cursor` of a list.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ListQuery {
-    /// What to look for (see each endpoint).
-    pub q: Option<String>,
-    /// 1–100, default 50.
-    pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
 
 /// Yourself.
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
@@ -55,20 +42,26 @@ pub async fn update_me(
         }
     };
     f.finish()?;
-    let patch = ProfilePatch { display_name, avatar };
-    Ok(web::Json(state.app.users.update_me(auth.user(), &patch).await?.into()))
+    let patch = ProfilePatch {
+        display_name,
+        avatar,
+    };
+    Ok(web::Json(
+        state.app.users.update_me(auth.user(), &patch).await?.into(),
+    ))
 }
 
 /// Search users: a case-insensitive prefix of the username or display name.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])), params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])), params(SearchQuery),
     responses((status = 200, body = PageDto<PublicUserDto>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn search_users(
     state: web::Data<State>,
     _auth: Auth,
-    q: web::Query<ListQuery>,
+    q: web::Query<SearchQuery>,
 ) -> Result<web::Json<PageDto<PublicUserDto>>, ApiError> {
+    let text = search_text(q.q.as_deref())?;
     let req = page(q.limit.as_deref(), q.cursor.as_deref())?;
-    let found = state.app.users.search(q.q.as_deref().unwrap_or(""), &req).await?;
+    let found = state.app.users.search(text, &req).await?;
     Ok(web::Json(PageDto::from_page(found, Into::into)))
 }
 
@@ -90,7 +83,11 @@ pub async fn get_user(
 #[utoipa::path(put, path = "/api/v1/users/{id}/block", tag = "users", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 204), (status = 400, description = "blocking yourself", body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn block(state: web::Data<State>, auth: Auth, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn block(
+    state: web::Data<State>,
+    auth: Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = UserId(path_id("id", &id)?);
     state.app.users.block(auth.user(), id).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -100,19 +97,23 @@ pub async fn block(state: web::Data<State>, auth: Auth, id: web::Path<String>) -
 #[utoipa::path(delete, path = "/api/v1/users/{id}/block", tag = "users", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn unblock(state: web::Data<State>, auth: Auth, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn unblock(
+    state: web::Data<State>,
+    auth: Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = UserId(path_id("id", &id)?);
     state.app.users.unblock(auth.user(), id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// The users you block, most recent first.
-#[utoipa::path(get, path = "/api/v1/users/me/blocks", tag = "users", security(("bearer" = [])), params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/users/me/blocks", tag = "users", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = PageDto<PublicUserDto>), (status = 400, body = ErrorBody)))]
 pub async fn blocks(
     state: web::Data<State>,
     auth: Auth,
-    q: web::Query<ListQuery>,
+    q: web::Query<PageQuery>,
 ) -> Result<web::Json<PageDto<PublicUserDto>>, ApiError> {
     let req = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let found = state.app.users.blocks(auth.user(), &req).await?;
