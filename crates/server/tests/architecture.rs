@@ -7,7 +7,10 @@
 //! metadata` would unify them across the workspace and report, say, chrono's
 //! serde feature that only the HTTP adapter turns on).
 
-#![expect(clippy::expect_used, reason = "a test: a failure to run cargo is a failure to see")]
+#![expect(
+    clippy::expect_used,
+    reason = "a test: a failure to run cargo is a failure to see"
+)]
 
 use std::collections::BTreeSet;
 use std::process::Command;
