@@ -147,24 +147,29 @@ impl Messages {
         }
     }
 
-    /// The room and the caller's role, if the caller may read it.
-    async fn readable(&self, me: UserId, room: RoomId) -> Result<(Room, Role), AppError> {
+    /// The room and the caller's role in it, if any.
+    async fn load(&self, me: UserId, room: RoomId) -> Result<(Room, Option<Role>), AppError> {
         let stores = &self.ctx.stores;
         let room = stores.rooms.find(room).await?.ok_or(Denied::NotFound)?;
         let role = stores.rooms.find_member(room.id, me).await?.map(|m| m.role);
+        Ok((room, role))
+    }
+
+    /// The room and the caller's role, if the caller may read it.
+    async fn readable(&self, me: UserId, room: RoomId) -> Result<(Room, Role), AppError> {
+        let (room, role) = self.load(me, room).await?;
         let role = rules::access(room.kind, role)?;
         Ok((room, role))
     }
 
-    /// The room and the caller's role, if the caller may write in it.
+    /// The room and the caller's role, if the caller may write in it: as
+    /// reading, and in a direct room neither side may block the other.
     async fn writable(&self, me: UserId, room: RoomId) -> Result<(Room, Role), AppError> {
-        let stores = &self.ctx.stores;
-        let room = stores.rooms.find(room).await?.ok_or(Denied::NotFound)?;
-        let role = stores.rooms.find_member(room.id, me).await?.map(|m| m.role);
+        let (room, role) = self.load(me, room).await?;
         let blocked = match (room.kind, room.direct_pair) {
             (RoomKind::Direct, Some((a, b))) if a != b && role.is_some() => {
                 let other = if a == me { b } else { a };
-                stores.blocks.either_blocks(me, other).await?
+                self.ctx.stores.blocks.either_blocks(me, other).await?
             }
             _ => false,
         };
