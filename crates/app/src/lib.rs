@@ -16,7 +16,8 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use chat_domain::{GlobalRole, User};
+use chat_domain::rules::Denied;
+use chat_domain::{GlobalRole, Role, Room, RoomId, User, UserId};
 use chat_ports::{Clock, EventBus, IdGen, PasswordHasher, Stores, TokenIssuer};
 
 pub use accounts::{Accounts, AuthContext, NewAccount, Profile, Tokens};
@@ -57,6 +58,27 @@ impl Ctx {
         } else {
             GlobalRole::User
         }
+    }
+
+    /// The room (404 when there is none) and `me`'s role in it, if a member.
+    async fn room_and_role(
+        &self,
+        me: UserId,
+        room: RoomId,
+    ) -> Result<(Room, Option<Role>), AppError> {
+        let room = self
+            .stores
+            .rooms
+            .find(room)
+            .await?
+            .ok_or(Denied::NotFound)?;
+        let role = self
+            .stores
+            .rooms
+            .find_member(room.id, me)
+            .await?
+            .map(|m| m.role);
+        Ok((room, role))
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chat_domain::message::{MarkerError, ReadMarker};
-use chat_domain::rules::{self, Denied};
+use chat_domain::rules;
 use chat_domain::{
     AttachmentId, ClientMsgId, HistoryQuery, Message, MessageContent, MessageId, MessageKind, Role,
     Room, RoomId, RoomKind, UserId,
@@ -147,17 +147,9 @@ impl Messages {
         }
     }
 
-    /// The room and the caller's role in it, if any.
-    async fn load(&self, me: UserId, room: RoomId) -> Result<(Room, Option<Role>), AppError> {
-        let stores = &self.ctx.stores;
-        let room = stores.rooms.find(room).await?.ok_or(Denied::NotFound)?;
-        let role = stores.rooms.find_member(room.id, me).await?.map(|m| m.role);
-        Ok((room, role))
-    }
-
     /// The room and the caller's role, if the caller may read it.
     async fn readable(&self, me: UserId, room: RoomId) -> Result<(Room, Role), AppError> {
-        let (room, role) = self.load(me, room).await?;
+        let (room, role) = self.ctx.room_and_role(me, room).await?;
         let role = rules::access(room.kind, role)?;
         Ok((room, role))
     }
@@ -165,7 +157,7 @@ impl Messages {
     /// The room and the caller's role, if the caller may write in it: as
     /// reading, and in a direct room neither side may block the other.
     async fn writable(&self, me: UserId, room: RoomId) -> Result<(Room, Role), AppError> {
-        let (room, role) = self.load(me, room).await?;
+        let (room, role) = self.ctx.room_and_role(me, room).await?;
         let blocked = match (room.kind, room.direct_pair) {
             (RoomKind::Direct, Some((a, b))) if a != b && role.is_some() => {
                 let other = if a == me { b } else { a };

@@ -540,9 +540,7 @@ impl Rooms {
     // ------------------------------------------------------------ helpers
 
     async fn snapshot(&self, me: UserId, room: RoomId) -> Result<Snapshot, AppError> {
-        let stores = &self.ctx.stores;
-        let room = stores.rooms.find(room).await?.ok_or(Denied::NotFound)?;
-        let my_role = stores.rooms.find_member(room.id, me).await?.map(|m| m.role);
+        let (room, my_role) = self.ctx.room_and_role(me, room).await?;
         Ok(Snapshot { room, my_role })
     }
 
