@@ -1,0 +1,360 @@
+//! `MessageRepo`, and reading messages as a viewer sees them (shared with
+//! the room queries).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chat_domain::{HistoryQuery, Message, MessageId, ReactionSummary, RoomId, Timestamp, UserId};
+use chat_ports::{Appended, History, Markers, MessageRepo, NewMessage, StoreError};
+use diesel::dsl::{AsSelect, count_star, min};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use crate::error::{CLIENT_MSG_ID, TxError};
+use crate::rows::{
+    AttachmentRow, MessageParts, MessageRow, NewMessageRow, SenderRow, message_kind_str, to_i64,
+    to_message, to_u64,
+};
+use crate::schema::{attachments, memberships, messages, reactions, read_markers, rooms, users};
+use crate::sql::bool_or;
+use crate::{Conn, Mode, PgStore};
+
+/// What a message is read with: the row, its sender, its attachment.
+pub(crate) type PartsSelect = (
+    AsSelect<MessageRow, Pg>,
+    AsSelect<SenderRow, Pg>,
+    AsSelect<Option<AttachmentRow>, Pg>,
+);
+
+pub(crate) fn parts() -> PartsSelect {
+    (
+        MessageRow::as_select(),
+        SenderRow::as_select(),
+        Option::<AttachmentRow>::as_select(),
+    )
+}
+
+/// One emoji on one message: `(message, emoji, count, whether the viewer
+/// is among those who reacted, when it was first used)`.
+type ReactionRow = (Uuid, String, i64, Option<bool>, Option<Timestamp>);
+
+/// The reactions on `ids` as `viewer` sees them: per message, each emoji in
+/// the order it was first used, with its count and whether the viewer is
+/// among those who reacted.
+async fn reactions_of(
+    c: &mut Conn,
+    ids: Vec<Uuid>,
+    viewer: UserId,
+) -> Result<HashMap<Uuid, Vec<ReactionSummary>>, TxError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut rows: Vec<ReactionRow> = reactions::table
+        .filter(reactions::message_id.eq_any(ids))
+        .group_by((reactions::message_id, reactions::emoji))
+        .select((
+            reactions::message_id,
+            reactions::emoji,
+            count_star(),
+            bool_or(reactions::user_id.eq(viewer.0)),
+            min(reactions::created_at),
+        ))
+        .load(c)
+        .await?;
+    rows.sort_by(|a, b| (a.0, a.4, &a.1).cmp(&(b.0, b.4, &b.1)));
+    let mut out: HashMap<Uuid, Vec<ReactionSummary>> = HashMap::new();
+    for (message, emoji, count, me, _) in rows {
+        out.entry(message).or_default().push(ReactionSummary {
+            emoji,
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            me: me.unwrap_or(false),
+        });
+    }
+    Ok(out)
+}
+
+/// Turns message rows into the messages `viewer` sees, reactions included,
+/// in the order given.
+pub(crate) async fn as_seen_by(
+    c: &mut Conn,
+    rows: Vec<MessageParts>,
+    viewer: UserId,
+) -> Result<Vec<Message>, TxError> {
+    let ids = rows.iter().map(|(m, _, _)| m.id).collect();
+    let mut reactions = reactions_of(c, ids, viewer).await?;
+    rows.into_iter()
+        .map(|parts| {
+            let mine = reactions.remove(&parts.0.id).unwrap_or_default();
+            to_message(parts, mine).map_err(TxError::from)
+        })
+        .collect()
+}
+
+/// The message this sender sent to this room with this key, if any.
+async fn by_client_id(
+    c: &mut Conn,
+    room: RoomId,
+    sender: UserId,
+    key: &str,
+) -> Result<Option<Message>, TxError> {
+    let row: Option<MessageParts> = messages::table
+        .inner_join(users::table)
+        .left_join(attachments::table)
+        .filter(messages::room_id.eq(room.0))
+        .filter(messages::sender_id.eq(sender.0))
+        .filter(messages::client_msg_id.eq(key))
+        .select(parts())
+        .first(c)
+        .await
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(as_seen_by(c, vec![row], sender).await?.pop())
+}
+
+fn stale() -> StoreError {
+    StoreError::Conflict {
+        what: StoreError::STALE,
+    }
+}
+
+/// One send, in its transaction. A replay comes back as `TxError::Replay`,
+/// so that whatever the send had begun to write is rolled back.
+async fn append_in(c: &mut Conn, new: &NewMessage) -> Result<Message, TxError> {
+    let room = new.room_id;
+    let key = new.client_msg_id.as_ref().map(|k| k.as_str());
+    // A replay answers with the first message, whatever happened since.
+    if let Some(key) = key
+        && let Some(first) = by_client_id(c, room, new.sender, key).await?
+    {
+        return Err(TxError::Replay(Box::new(first)));
+    }
+    // The next seq and version. The row lock this takes serialises the
+    // room's senders (and every other change of the room) until commit, so
+    // seqs are gapless in commit order; if anything below fails, the
+    // transaction rolls back and the seq is not spent.
+    let bumped: Option<(i64, i64)> = diesel::update(rooms::table.find(room.0))
+        .set((
+            rooms::last_seq.eq(rooms::last_seq + 1),
+            rooms::version.eq(rooms::version + 1),
+            rooms::last_activity_at.eq(new.created_at),
+        ))
+        .returning((rooms::last_seq, rooms::version))
+        .get_result(c)
+        .await
+        .optional()?;
+    let (seq, version) = bumped.ok_or(StoreError::NotFound)?;
+    // An identical send may have committed while this one waited for the lock.
+    if let Some(key) = key
+        && let Some(first) = by_client_id(c, room, new.sender, key).await?
+    {
+        return Err(TxError::Replay(Box::new(first)));
+    }
+    // A member at commit: leaving takes the same lock.
+    let sender: SenderRow = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::room_id.eq(room.0))
+        .filter(memberships::user_id.eq(new.sender.0))
+        .select(SenderRow::as_select())
+        .first(c)
+        .await
+        .optional()?
+        .ok_or_else(stale)?;
+    // An unknown attachment or reply breaks a foreign key: NotFound.
+    let row = diesel::insert_into(messages::table)
+        .values(NewMessageRow {
+            id: new.id.0,
+            room_id: room.0,
+            seq,
+            sender_id: new.sender.0,
+            kind: message_kind_str(new.kind),
+            content: new.content.as_str(),
+            attachment_id: new.attachment.map(|a| a.0),
+            reply_to_id: new.reply_to.map(|m| m.0),
+            client_msg_id: key,
+            created_at: new.created_at,
+            version,
+        })
+        .returning(MessageRow::as_returning())
+        .get_result(c)
+        .await?;
+    let attachment = match row.attachment_id {
+        Some(id) => attachments::table
+            .find(id)
+            .select(AttachmentRow::as_select())
+            .first(c)
+            .await
+            .optional()?,
+        None => None,
+    };
+    Ok(to_message((row, sender, attachment), Vec::new())?)
+}
+
+#[async_trait]
+impl MessageRepo for PgStore {
+    async fn append(&self, new: &NewMessage) -> Result<Appended, StoreError> {
+        let message = new.clone();
+        let sent = self
+            .run(Mode::Write, move |c| {
+                Box::pin(async move { append_in(c, &message).await })
+            })
+            .await;
+        match sent {
+            Ok(message) => Ok(Appended::New(message)),
+            Err(TxError::Replay(first)) => Ok(Appended::Existing(*first)),
+            Err(e) => match e.into_store() {
+                // Two identical sends both got past the checks (which the
+                // room lock should prevent): the index let one through; that
+                // one is committed now, so read it.
+                StoreError::Conflict { what } if what == CLIENT_MSG_ID => {
+                    let (room, sender) = (new.room_id, new.sender);
+                    let key = new
+                        .client_msg_id
+                        .as_ref()
+                        .map(|k| k.as_str().to_owned())
+                        .unwrap_or_default();
+                    let first = self
+                        .read(move |c| {
+                            Box::pin(async move { by_client_id(c, room, sender, &key).await })
+                        })
+                        .await?;
+                    first.map(Appended::Existing).ok_or_else(|| {
+                        StoreError::other("an idempotent send lost its first message")
+                    })
+                }
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn find(&self, id: MessageId, viewer: UserId) -> Result<Option<Message>, StoreError> {
+        self.read(move |c| {
+            Box::pin(async move {
+                let row: Option<MessageParts> = messages::table
+                    .inner_join(users::table)
+                    .left_join(attachments::table)
+                    .filter(messages::id.eq(id.0))
+                    .select(parts())
+                    .first(c)
+                    .await
+                    .optional()?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                Ok(as_seen_by(c, vec![row], viewer).await?.pop())
+            })
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        room: RoomId,
+        query: HistoryQuery,
+        viewer: UserId,
+    ) -> Result<History, StoreError> {
+        let limit = query.limit().get() as usize;
+        self.read(move |c| {
+            Box::pin(async move {
+                let base = messages::table
+                    .inner_join(users::table)
+                    .left_join(attachments::table)
+                    .filter(messages::room_id.eq(room.0))
+                    .select(parts())
+                    // One more than asked: its presence says whether more follow.
+                    .limit(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+                    .into_boxed();
+                // Seqs are positive `bigint`s; a bound past them reads as
+                // "everything" (before) or "nothing" (after).
+                let (slice, ascending) = match query {
+                    HistoryQuery::Latest(_) => (base.order(messages::seq.desc()), false),
+                    HistoryQuery::Before(seq, _) => {
+                        let base = match i64::try_from(seq) {
+                            Ok(seq) => base.filter(messages::seq.lt(seq)),
+                            Err(_) => base,
+                        };
+                        (base.order(messages::seq.desc()), false)
+                    }
+                    HistoryQuery::After(seq, _) => match i64::try_from(seq) {
+                        Ok(seq) => (
+                            base.filter(messages::seq.gt(seq))
+                                .order(messages::seq.asc()),
+                            true,
+                        ),
+                        Err(_) => {
+                            return Ok(History {
+                                messages: Vec::new(),
+                                has_more: false,
+                            });
+                        }
+                    },
+                };
+                let mut rows: Vec<MessageParts> = slice.load(c).await?;
+                let has_more = rows.len() > limit;
+                rows.truncate(limit);
+                if !ascending {
+                    rows.reverse();
+                }
+                let messages = as_seen_by(c, rows, viewer).await?;
+                Ok(History { messages, has_more })
+            })
+        })
+        .await
+    }
+
+    async fn markers(&self, room: RoomId, user: UserId) -> Result<Markers, StoreError> {
+        self.query(move |c| {
+            Box::pin(async move {
+                let row: Option<(i64, i64)> = read_markers::table
+                    .find((room.0, user.0))
+                    .select((
+                        read_markers::last_read_seq,
+                        read_markers::last_delivered_seq,
+                    ))
+                    .first(c)
+                    .await
+                    .optional()?;
+                let Some((read, delivered)) = row else {
+                    return Ok(Markers::default());
+                };
+                Ok(Markers {
+                    last_read_seq: to_u64(read, "read_markers.last_read_seq")?,
+                    last_delivered_seq: to_u64(delivered, "read_markers.last_delivered_seq")?,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: u64) -> Result<bool, StoreError> {
+        let seq = to_i64(seq, "seq")?;
+        self.query(move |c| {
+            Box::pin(async move {
+                // One statement. The row changes exactly when the read marker
+                // moves forward (delivered is never behind read, so it only
+                // ever moves along with it here); a new row moves it from 0.
+                // No such room breaks the foreign key: NotFound.
+                let written = diesel::sql_query(
+                    "INSERT INTO read_markers AS m \
+                         (room_id, user_id, last_read_seq, last_delivered_seq) \
+                     VALUES ($1, $2, $3, $3) \
+                     ON CONFLICT (room_id, user_id) DO UPDATE \
+                     SET last_read_seq = EXCLUDED.last_read_seq, \
+                         last_delivered_seq = \
+                             GREATEST(m.last_delivered_seq, EXCLUDED.last_delivered_seq) \
+                     WHERE m.last_read_seq < EXCLUDED.last_read_seq",
+                )
+                .bind::<diesel::sql_types::Uuid, _>(room.0)
+                .bind::<diesel::sql_types::Uuid, _>(user.0)
+                .bind::<diesel::sql_types::BigInt, _>(seq)
+                .execute(c)
+                .await?;
+                Ok(written == 1 && seq > 0)
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,31 @@
+//! The PostgreSQL store's tests, in one binary: the ports' whole contract
+//! suite, the migrations (up, down, up again), `schema.rs` against the
+//! migrated database, and what only PostgreSQL can show (error mapping,
+//! timeouts, several pools on one room).
+//!
+//! Every test gets a database of its own, cloned from a migrated template
+//! (see `postgres/db.rs`), so the tests run side by side. Without a
+//! reachable server they fail, saying how to get one; they never skip.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed step should fail the test loudly"
+)]
+
+#[path = "postgres/adapter.rs"]
+mod adapter;
+#[path = "postgres/db.rs"]
+mod db;
+#[path = "postgres/migrations.rs"]
+mod migrations;
+#[path = "postgres/schema_drift.rs"]
+mod schema_drift;
+
+use db::TestDb;
+
+chat_ports::contract_tests!(async {
+    let db = TestDb::create().await;
+    let stores = db.store().await.stores();
+    // The stores go first, then the guard drops the database.
+    (stores, db)
+});

@@ -1,0 +1,3 @@
+DROP TABLE read_markers;
+DROP TABLE reactions;
+DROP TABLE messages;
