@@ -29,6 +29,8 @@ mod rows;
 pub mod schema;
 mod sessions;
 mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod users;
 
 use std::fmt;

@@ -4,7 +4,7 @@
 //! timeouts, several pools on one room).
 //!
 //! Every test gets a database of its own, cloned from a migrated template
-//! (see `postgres/db.rs`), so the tests run side by side. Without a
+//! (see `chat_store_postgres::testing`), so the tests run side by side. Without a
 //! reachable server they fail, saying how to get one; they never skip.
 #![expect(
     clippy::unwrap_used,
@@ -14,14 +14,12 @@
 
 #[path = "postgres/adapter.rs"]
 mod adapter;
-#[path = "postgres/db.rs"]
-mod db;
 #[path = "postgres/migrations.rs"]
 mod migrations;
 #[path = "postgres/schema_drift.rs"]
 mod schema_drift;
 
-use db::TestDb;
+use chat_store_postgres::testing::TestDb;
 
 chat_ports::contract_tests!(async {
     let db = TestDb::create().await;

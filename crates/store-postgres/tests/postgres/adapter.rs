@@ -21,7 +21,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use uuid::Uuid;
 
-use crate::db::{TestDb, test_config};
+use chat_store_postgres::testing::{TestDb, test_config};
 
 fn at(secs: i64) -> Timestamp {
     chrono::DateTime::from_timestamp(1_767_225_600 + secs, 0).unwrap()

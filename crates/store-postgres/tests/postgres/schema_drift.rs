@@ -10,7 +10,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 
-use crate::db::TestDb;
+use chat_store_postgres::testing::TestDb;
 
 const SCHEMA_RS: &str = include_str!("../../src/schema.rs");
 

@@ -1,5 +1,6 @@
-//! Test databases: one fresh database per test, cloned from a migrated
-//! template, dropped when its guard goes.
+//! Test databases (feature `testing`): one fresh database per test, cloned
+//! from a migrated template, dropped when its guard goes. Used by this
+//! crate's tests and by every other crate that runs its tests on PostgreSQL.
 //!
 //! The server comes from `TEST_DATABASE_URL`, else `DATABASE_URL`, else
 //! `postgres://postgres@127.0.0.1:5432/postgres`. The database named in the
@@ -12,12 +13,16 @@
 //! replaced (the old one dropped) when they change. Each test's database is
 //! `CREATE DATABASE chat_test_<uuid> TEMPLATE chat_tpl_<hash>`, dropped
 //! `WITH (FORCE)` when its [`TestDb`] is dropped, a failed test included.
+#![expect(
+    clippy::expect_used,
+    reason = "test support: a database that cannot be made should fail the test loudly"
+)]
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_store_postgres::{PgConfig, PgStore, redact_url};
+use crate::{PgConfig, PgStore, redact_url};
 use diesel::QueryableByName;
 use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
