@@ -1,6 +1,6 @@
 //! The HTTP API against the contract of `shared/API.md`: every route of
 //! `chat-http`, served in process by the real actix app on the memory store.
-//! One test binary for the whole crate (it links faster than many).
+//! `api_postgres.rs` runs the very same modules on PostgreSQL.
 
 #[path = "api/support.rs"]
 mod support;
@@ -21,3 +21,8 @@ mod rooms;
 mod service;
 #[path = "api/users.rs"]
 mod users;
+
+/// A fresh, empty store for one test.
+async fn fresh_stores() -> (chat_ports::Stores, Box<dyn std::any::Any>) {
+    (chat_store_memory::MemoryStore::new_stores(), Box::new(()))
+}

@@ -5,12 +5,16 @@ mod settings;
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{App as ActixApp, HttpServer, dev::Server, middleware};
 use chat_app::{App, Deps};
 use chat_auth::{BcryptHasher, JwtTokens, secret_from_config};
-use chat_ports::{Event, EventBus, SystemClock, V7Ids};
+use chat_http::Readiness;
+use chat_ports::{Event, EventBus, StoreError, Stores, SystemClock, V7Ids};
 use chat_store_memory::MemoryStore;
+use chat_store_postgres::{PgConfig, PgStore, redact_url};
+use futures_util::future::BoxFuture;
 
 pub use settings::{Settings, SettingsError};
 
@@ -26,11 +30,14 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
-    #[error(
-        "a database URL is configured, but this build has no PostgreSQL store yet; \
-         unset DATABASE_URL (and database.url) to run on the in-memory store"
-    )]
-    NoPostgres,
+    #[error("no database configured: set DATABASE_URL (or database.url)")]
+    NoDatabase,
+    #[error("PostgreSQL at {url}")]
+    Database {
+        url: String,
+        #[source]
+        source: StoreError,
+    },
 }
 
 /// Where events go until the real-time gateway subscribes to them: nowhere.
@@ -50,7 +57,7 @@ pub struct Application {
 
 impl Application {
     /// Builds everything and binds the port (0 picks a free one).
-    pub fn build(settings: &Settings) -> Result<Self, StartError> {
+    pub async fn build(settings: &Settings) -> Result<Self, StartError> {
         let (secret, warning) = secret_from_config(
             settings.auth.jwt_secret.as_deref(),
             settings.is_development(),
@@ -58,21 +65,9 @@ impl Application {
         if let Some(w) = warning {
             tracing::warn!("{w}");
         }
-        if settings
-            .database
-            .url
-            .as_deref()
-            .is_some_and(|u| !u.trim().is_empty())
-        {
-            return Err(StartError::NoPostgres);
-        }
-        tracing::warn!(
-            "no database configured: running on the IN-MEMORY store. \
-             Nothing is kept: every account, room and message is lost when the server stops."
-        );
-        let store = Arc::new(MemoryStore::new());
+        let (stores, readiness) = open_store(settings).await?;
         let app = App::new(Deps {
-            stores: store.stores(),
+            stores,
             hasher: Arc::new(BcryptHasher::new(settings.auth.bcrypt_cost)),
             tokens: Arc::new(JwtTokens::new(
                 secret.as_bytes(),
@@ -89,7 +84,7 @@ impl Application {
             settings: chat_http::HttpSettings {
                 json_limit: settings.http.json_limit,
             },
-            readiness: Vec::new(),
+            readiness,
         };
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
@@ -121,6 +116,7 @@ impl Application {
         Ok(Self { server, port })
     }
 
+    /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -129,4 +125,66 @@ impl Application {
     pub async fn run(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The PostgreSQL settings as the store takes them.
+fn pg_config(settings: &Settings, url: &str) -> PgConfig {
+    let db = &settings.database;
+    PgConfig {
+        max_size: db.max_connections,
+        wait_timeout: Duration::from_millis(db.wait_timeout_ms),
+        connect_timeout: Duration::from_millis(db.connect_timeout_ms),
+        statement_timeout: Duration::from_millis(db.statement_timeout_ms),
+        run_migrations: db.run_migrations,
+        ..PgConfig::new(url)
+    }
+}
+
+/// PostgreSQL when a database URL is configured, the in-memory store otherwise.
+async fn open_store(settings: &Settings) -> Result<(Stores, Vec<Arc<dyn Readiness>>), StartError> {
+    let Some(url) = settings.database.url.as_deref() else {
+        tracing::warn!(
+            "no database configured: running on the IN-MEMORY store. \
+             Nothing is kept: every account, room and message is lost when the server stops."
+        );
+        return Ok((MemoryStore::new_stores(), Vec::new()));
+    };
+    let store = PgStore::connect(&pg_config(settings, url))
+        .await
+        .map_err(|source| StartError::Database {
+            url: redact_url(url),
+            source,
+        })?;
+    tracing::info!(url = %redact_url(url), "using PostgreSQL");
+    let store = Arc::new(store);
+    let ready: Arc<dyn Readiness> = Arc::new(PgReady(store.clone()));
+    Ok((store.stores(), vec![ready]))
+}
+
+/// `/ready` asks PostgreSQL.
+struct PgReady(Arc<PgStore>);
+
+impl Readiness for PgReady {
+    fn check(&self) -> BoxFuture<'_, bool> {
+        Box::pin(self.0.ping())
+    }
+}
+
+/// `chat-server migrate`: runs pending migrations and says which.
+pub async fn migrate(settings: &Settings) -> Result<Vec<String>, StartError> {
+    let url = settings
+        .database
+        .url
+        .as_deref()
+        .ok_or(StartError::NoDatabase)?;
+    let config = PgConfig {
+        run_migrations: false,
+        ..pg_config(settings, url)
+    };
+    let fail = |source| StartError::Database {
+        url: redact_url(url),
+        source,
+    };
+    let store = PgStore::connect(&config).await.map_err(fail)?;
+    store.migrate().await.map_err(fail)
 }

@@ -1,5 +1,6 @@
 //! `chat-server`: runs the chat server with the configuration of `config/`
-//! and the environment.
+//! and the environment. `chat-server migrate` runs pending database
+//! migrations and exits.
 
 use chat_server::{Application, Settings};
 
@@ -22,8 +23,26 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        return match runtime.block_on(chat_server::migrate(&settings)) {
+            Ok(done) if done.is_empty() => {
+                println!("the database is up to date");
+                std::process::ExitCode::SUCCESS
+            }
+            Ok(done) => {
+                for m in done {
+                    println!("applied {m}");
+                }
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}", chain(&e));
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let result = runtime.block_on(async {
-        let app = Application::build(&settings)?;
+        let app = Application::build(&settings).await?;
         tracing::info!(
             host = %settings.server.host,
             port = app.port(),
@@ -40,11 +59,24 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "server stopped");
-            eprintln!("error: {e}");
+            let why = chain(&e);
+            tracing::error!(error = %why, "server stopped");
+            eprintln!("error: {why}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, one after another.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Logs: readable in development, JSON elsewhere; `RUST_LOG` overrides the level.

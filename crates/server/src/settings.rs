@@ -78,6 +78,17 @@ pub struct AuthSettings {
 pub struct DatabaseSettings {
     /// PostgreSQL URL; unset runs the in-memory store.
     pub url: Secret,
+    /// Connections in the pool at most.
+    pub max_connections: usize,
+    /// How long a request waits for a free connection before it fails (503).
+    pub wait_timeout_ms: u64,
+    /// How long opening a connection may take; also `/ready`'s budget.
+    pub connect_timeout_ms: u64,
+    /// The server-side limit on one statement.
+    pub statement_timeout_ms: u64,
+    /// Run pending migrations at start-up (off for operators who run
+    /// `chat-server migrate` themselves).
+    pub run_migrations: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,6 +196,8 @@ mod tests {
         let s = load(&[]);
         assert!(s.is_development());
         assert_eq!(s.database.url.as_deref(), None);
+        assert!(s.database.run_migrations);
+        assert!(s.database.wait_timeout_ms > 0 && s.database.max_connections > 0);
         assert_eq!(s.auth.jwt_secret.as_deref(), None);
         assert!(s.auth.admins.is_empty());
     }

@@ -14,7 +14,6 @@ use actix_web::test::{self, TestRequest};
 use chat_auth::JwtTokens;
 use chat_ports::fakes::{PlainHasher, RecordingBus};
 use chat_ports::{Clock, PasswordHasher, SystemClock, V7Ids};
-use chat_store_memory::MemoryStore;
 pub use serde_json::{Value, json};
 
 pub const SECRET: &[u8] = b"test-secret-of-at-least-32-bytes!!";
@@ -52,6 +51,8 @@ impl Default for Options {
 /// The app under test.
 pub struct Api {
     call: Caller,
+    /// Keeps the store's backing (a per-test database) alive as long as the app.
+    _store_guard: Box<dyn std::any::Any>,
 }
 
 /// A registered, logged-in user.
@@ -71,9 +72,11 @@ impl Api {
     }
 
     pub async fn with(o: Options) -> Self {
+        // The test binary's root says which store the suite runs on.
+        let (stores, guard) = crate::fresh_stores().await;
         let state = chat_http::State {
             app: chat_app::App::new(chat_app::Deps {
-                stores: MemoryStore::new_stores(),
+                stores,
                 hasher: o.hasher,
                 tokens: Arc::new(JwtTokens::new(
                     o.secret,
@@ -113,7 +116,10 @@ impl Api {
                 }
             })
         });
-        Self { call }
+        Self {
+            call,
+            _store_guard: guard,
+        }
     }
 
     // ------------------------------------------------------------ raw requests

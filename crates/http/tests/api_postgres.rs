@@ -1,0 +1,31 @@
+//! The HTTP suite of `api.rs`, module for module, on the PostgreSQL store:
+//! each test gets a database of its own (see `chat_store_postgres::testing`).
+//! Without a reachable PostgreSQL these tests fail, saying how to get one.
+
+#[path = "api/support.rs"]
+mod support;
+
+#[path = "api/auth.rs"]
+mod auth;
+#[path = "api/dms.rs"]
+mod dms;
+#[path = "api/members.rs"]
+mod members;
+#[path = "api/messages.rs"]
+mod messages;
+#[path = "api/openapi.rs"]
+mod openapi;
+#[path = "api/rooms.rs"]
+mod rooms;
+#[path = "api/service.rs"]
+mod service;
+#[path = "api/users.rs"]
+mod users;
+
+/// A fresh store for one test: a database of its own, cloned from the
+/// migrated template and dropped with the guard.
+async fn fresh_stores() -> (chat_ports::Stores, Box<dyn std::any::Any>) {
+    let db = chat_store_postgres::testing::TestDb::create().await;
+    let stores = db.store().await.stores();
+    (stores, Box::new(db))
+}
