@@ -83,6 +83,7 @@ macro_rules! contract_tests {
             user_search_prefix,
             user_search_pages,
             user_update_profile,
+            user_set_last_seen,
             session_create_find_revoke,
             session_rotate,
             session_rotate_inactive,
@@ -96,6 +97,7 @@ macro_rules! contract_tests {
             room_list_public_pages,
             room_list_mine,
             room_list_mine_pages,
+            room_ids_of_user,
             room_members,
             room_invalid_cursors,
             room_apply_membership,
@@ -113,7 +115,12 @@ macro_rules! contract_tests {
             message_requires_membership,
             message_history_edges,
             message_read_markers,
+            message_delivered_markers,
             room_version_counts_every_change,
+            room_changes_after_membership_and_messages,
+            room_changes_pages_reach_the_room_state,
+            room_changes_since_current_version,
+            room_changes_rejoined_member,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -585,6 +592,27 @@ pub async fn user_update_profile(s: Stores) {
     );
 
     assert_not_found(s.users.update_profile(UserId(uuid()), &patch).await);
+}
+
+/// `set_last_seen` is read back as `last_seen_at`, and changes nothing else.
+pub async fn user_set_last_seen(s: Stores) {
+    let fay = user(&s, "fay").await;
+    s.users.set_last_seen(fay.id, at(30)).await.unwrap();
+    let seen = s.users.find(fay.id).await.unwrap().unwrap();
+    assert_eq!(seen.last_seen_at, Some(at(30)));
+    assert_eq!(
+        User {
+            last_seen_at: None,
+            ..seen
+        },
+        fay,
+        "nothing else changed"
+    );
+    s.users.set_last_seen(fay.id, at(40)).await.unwrap();
+    let login = Login::Username("fay".to_owned());
+    let (found, _) = s.users.find_credentials(&login).await.unwrap().unwrap();
+    assert_eq!(found.last_seen_at, Some(at(40)), "the latest one counts");
+    assert_not_found(s.users.set_last_seen(UserId(uuid()), at(1)).await);
 }
 
 // ================================================================ sessions
@@ -1208,6 +1236,45 @@ pub async fn room_list_mine_pages(s: Stores) {
         let flat: Vec<RoomId> = got.iter().flatten().map(|r| r.room.id).collect();
         assert_eq!(flat, expected, "pages of {size}");
     }
+}
+
+/// `room_ids_of` names every room the user is a member of, by room id, and
+/// follows joins, leaves and deletions.
+pub async fn room_ids_of_user(s: Stores) {
+    let me = user(&s, "hana").await;
+    let other = user(&s, "hank").await;
+    assert_eq!(s.rooms.room_ids_of(me.id).await.unwrap(), vec![]);
+    let a = group(&s, me.id, &[]).await;
+    let b = group(&s, other.id, &[me.id]).await;
+    let c = group(&s, other.id, &[]).await;
+    let d = room_at(&s, RoomKind::Public, "d", at(0), &[(me.id, Role::Owner)]).await;
+    let mut expected = vec![a.id, b.id, d.id];
+    expected.sort();
+    assert_eq!(s.rooms.room_ids_of(me.id).await.unwrap(), expected);
+    let mut theirs = vec![b.id, c.id];
+    theirs.sort();
+    assert_eq!(s.rooms.room_ids_of(other.id).await.unwrap(), theirs);
+
+    s.rooms
+        .apply(b.id, &[RoomOp::RemoveMember { user: me.id }])
+        .await
+        .unwrap();
+    s.rooms
+        .apply(
+            c.id,
+            &[RoomOp::AddMember {
+                user: me.id,
+                role: Role::Member,
+                at: at(1),
+            }],
+        )
+        .await
+        .unwrap();
+    s.rooms.apply(d.id, &[RoomOp::Delete]).await.unwrap();
+    let mut expected = vec![a.id, c.id];
+    expected.sort();
+    assert_eq!(s.rooms.room_ids_of(me.id).await.unwrap(), expected);
+    assert_eq!(s.rooms.room_ids_of(UserId(uuid())).await.unwrap(), vec![]);
 }
 
 /// Members in the order they joined (ties by user id), with their users,
@@ -2404,6 +2471,63 @@ pub async fn message_read_markers(s: Stores) {
     assert_eq!(mine.items[0].unread_count, 0);
 }
 
+/// The delivered marker only moves forward and leaves the read marker
+/// where it is; it counts as no change of the room.
+pub async fn message_delivered_markers(s: Stores) {
+    let a = user(&s, "lia").await;
+    let b = user(&s, "mat").await;
+    let room = group(&s, a.id, &[b.id]).await;
+    for i in 1..=6 {
+        send(&s, room.id, b.id, "m", at(i)).await;
+    }
+    let version = room_now(&s, room.id).await.version;
+    let marks = |who: UserId| {
+        let s = s.clone();
+        async move {
+            let m = s.messages.markers(room.id, who).await.unwrap();
+            (m.last_read_seq, m.last_delivered_seq)
+        }
+    };
+    assert!(
+        !s.messages.mark_delivered(room.id, a.id, 0).await.unwrap(),
+        "0 is where it starts"
+    );
+    assert_eq!(marks(a.id).await, (0, 0));
+    assert!(s.messages.mark_delivered(room.id, a.id, 2).await.unwrap());
+    assert_eq!(marks(a.id).await, (0, 2), "reading is not implied");
+    assert!(
+        !s.messages.mark_delivered(room.id, a.id, 1).await.unwrap(),
+        "never back"
+    );
+    assert!(
+        !s.messages.mark_delivered(room.id, a.id, 2).await.unwrap(),
+        "nor in place"
+    );
+    assert_eq!(marks(a.id).await, (0, 2));
+    assert!(s.messages.mark_read(room.id, a.id, 4).await.unwrap());
+    assert_eq!(marks(a.id).await, (4, 4), "reading implies delivery");
+    assert!(
+        !s.messages.mark_delivered(room.id, a.id, 3).await.unwrap(),
+        "never below the read marker"
+    );
+    assert_eq!(marks(a.id).await, (4, 4));
+    assert!(s.messages.mark_delivered(room.id, a.id, 6).await.unwrap());
+    assert_eq!(marks(a.id).await, (4, 6));
+    assert!(
+        !s.messages.mark_read(room.id, a.id, 4).await.unwrap(),
+        "the read marker did not move"
+    );
+    assert!(s.messages.mark_read(room.id, a.id, 5).await.unwrap());
+    assert_eq!(
+        marks(a.id).await,
+        (5, 6),
+        "reading behind the delivered marker keeps it"
+    );
+    assert_eq!(marks(b.id).await, (0, 0), "markers are per user");
+    assert_eq!(room_now(&s, room.id).await.version, version);
+    assert_not_found(s.messages.mark_delivered(RoomId(uuid()), a.id, 1).await);
+}
+
 /// Every counted change raises the version by exactly one, messages
 /// included; anything that changes nothing raises nothing.
 pub async fn room_version_counts_every_change(s: Stores) {
@@ -2533,6 +2657,429 @@ pub async fn room_version_counts_every_change(s: Stores) {
     let h = latest(&s, room.id, owner.id).await;
     let message_versions: Vec<u64> = h.messages.iter().map(|m| m.version).collect();
     assert_eq!(message_versions, vec![2, 4, 7, 8]);
+}
+
+// ================================================================ changes
+
+/// A client's copy of a room: what a full read gives, or what applying
+/// `changes` to an older copy gives.
+#[derive(Debug, Clone, PartialEq)]
+struct Replica {
+    room: Room,
+    /// By seq.
+    messages: std::collections::BTreeMap<u64, Message>,
+    /// In join order.
+    members: Vec<MemberView>,
+}
+
+impl Replica {
+    /// Applies one answer of `changes`; returns the version it is good to.
+    fn apply(&mut self, c: crate::Changes) -> u64 {
+        self.room = c.room;
+        for m in c.messages {
+            self.messages.insert(m.seq, m);
+        }
+        self.members
+            .retain(|m| !c.left_member_ids.contains(&m.membership.user_id));
+        for m in c.members {
+            self.members
+                .retain(|old| old.membership.user_id != m.membership.user_id);
+            self.members.push(m);
+        }
+        self.members
+            .sort_by_key(|m| (m.membership.joined_at, m.membership.user_id));
+        c.version
+    }
+}
+
+/// The room as a fresh full read shows it to `viewer`.
+async fn full_read(s: &Stores, room: RoomId, viewer: UserId) -> Replica {
+    let h = latest(s, room, viewer).await;
+    assert!(!h.has_more, "the test rooms hold at most 100 messages");
+    let members = s.rooms.list_members(room, &page(100, None)).await.unwrap();
+    assert!(members.next_cursor.is_none());
+    Replica {
+        room: room_now(s, room).await,
+        messages: h.messages.into_iter().map(|m| (m.seq, m)).collect(),
+        members: members.items,
+    }
+}
+
+/// Walks `changes` from `since` with pages of `limit` until `has_more` is
+/// false, checking each page, and applies them all to `replica`.
+async fn catch_up(
+    s: &Stores,
+    replica: &mut Replica,
+    since: u64,
+    limit: u32,
+    viewer: UserId,
+) -> usize {
+    let mut since = since;
+    for round in 1..=1000 {
+        let c = s
+            .rooms
+            .changes(replica.room.id, since, limit, viewer)
+            .await
+            .unwrap()
+            .expect("the room exists");
+        assert!(c.messages.len() <= limit as usize, "at most {limit}");
+        let seqs: Vec<u64> = c.messages.iter().map(|m| m.seq).collect();
+        let mut sorted = seqs.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(seqs, sorted, "messages in ascending seq");
+        assert!(
+            c.messages
+                .iter()
+                .all(|m| m.version > since && m.version <= c.version),
+            "only changes after {since}, up to {}",
+            c.version
+        );
+        assert!(c.version >= since && c.version <= c.room.version);
+        let has_more = c.has_more;
+        if has_more {
+            assert_eq!(c.messages.len(), limit as usize, "a page with more is full");
+            assert!(c.version > since, "a page with more makes progress");
+        } else {
+            assert_eq!(c.version, c.room.version);
+        }
+        since = replica.apply(c);
+        if !has_more {
+            return round;
+        }
+    }
+    panic!("changes never caught up");
+}
+
+fn member_ids(views: &[MemberView]) -> Vec<UserId> {
+    views.iter().map(|m| m.membership.user_id).collect()
+}
+
+/// `changes` after joins, leaves, kicks, role changes, system messages and
+/// messages: each part holds exactly what changed after `since`, as it is now.
+pub async fn room_changes_after_membership_and_messages(s: Stores) {
+    let owner = user(&s, "olga").await;
+    let a = user(&s, "abel").await;
+    let b = user(&s, "bert").await;
+    let c = user(&s, "cleo").await;
+    let d = user(&s, "dora").await;
+    let room = group(&s, owner.id, &[a.id, b.id]).await;
+    assert_eq!(room.version, 1);
+    let add = |user: UserId, t: i64| RoomOp::AddMember {
+        user,
+        role: Role::Member,
+        at: at(t),
+    };
+
+    let m1 = send(&s, room.id, a.id, "one", at(1)).await; // v2
+    s.rooms.apply(room.id, &[add(c.id, 2)]).await.unwrap(); // v3
+    let role = [
+        RoomOp::SetRole {
+            user: a.id,
+            role: Role::Admin,
+        },
+        system_message(owner.id, "olga made abel an admin", at(3)),
+    ];
+    s.rooms.apply(room.id, &role).await.unwrap(); // v4, v5
+    let kick = [
+        RoomOp::RemoveMember { user: b.id },
+        system_message(owner.id, "olga removed bert", at(4)),
+    ];
+    s.rooms.apply(room.id, &kick).await.unwrap(); // v6, v7
+    s.rooms
+        .apply(room.id, &[RoomOp::RemoveMember { user: c.id }])
+        .await
+        .unwrap(); // v8
+    let m2 = send(&s, room.id, owner.id, "two", at(5)).await; // v9
+    s.rooms.apply(room.id, &[add(d.id, 6)]).await.unwrap(); // v10
+    let now = room_now(&s, room.id).await;
+    assert_eq!(now.version, 10);
+    let full = full_read(&s, room.id, owner.id).await;
+
+    let changes = |since: u64| {
+        let s = s.clone();
+        async move {
+            s.rooms
+                .changes(room.id, since, 100, owner.id)
+                .await
+                .unwrap()
+                .expect("the room exists")
+        }
+    };
+
+    let all = changes(1).await;
+    assert_eq!(all.room, now);
+    assert_eq!((all.version, all.has_more), (10, false));
+    let history: Vec<Message> = full.messages.values().cloned().collect();
+    assert_eq!(
+        all.messages, history,
+        "every message, as a full read shows it"
+    );
+    assert_eq!(
+        all.messages.iter().map(|m| m.version).collect::<Vec<_>>(),
+        vec![2, 5, 7, 9]
+    );
+    assert_eq!(all.messages[0], m1);
+    assert_eq!(all.messages[3], m2);
+    assert_eq!(all.messages[1].kind, MessageKind::System);
+    assert_eq!(
+        member_ids(&all.members),
+        vec![a.id, d.id],
+        "owner unchanged"
+    );
+    assert_eq!(all.members[0].membership.role, Role::Admin);
+    assert_eq!(all.members[0].user, a);
+    assert_eq!(all.members[1].membership.joined_at, at(6));
+    assert_eq!(
+        all.members,
+        full.members
+            .iter()
+            .filter(|m| [a.id, d.id].contains(&m.membership.user_id))
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        all.left_member_ids,
+        vec![b.id, c.id],
+        "kicked and left, in the order they went (cleo came and went)"
+    );
+
+    let from5 = changes(5).await;
+    assert_eq!(
+        from5.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![3, 4],
+        "the kick's system message and the second message"
+    );
+    assert_eq!(member_ids(&from5.members), vec![d.id]);
+    assert_eq!(from5.left_member_ids, vec![b.id, c.id]);
+    assert_eq!(from5.version, 10);
+
+    let from8 = changes(8).await;
+    assert_eq!(from8.messages, vec![m2]);
+    assert_eq!(member_ids(&from8.members), vec![d.id]);
+    assert_eq!(
+        from8.left_member_ids,
+        vec![],
+        "cleo left at 8: not after it"
+    );
+
+    let from0 = changes(0).await;
+    assert_eq!(
+        from0.members, full.members,
+        "from 0, every member: the creators too"
+    );
+    assert_eq!(from0.messages, history);
+
+    let update = [RoomOp::Update {
+        name: Some(RoomName::parse("renamed").unwrap()),
+        description: None,
+    }];
+    s.rooms.apply(room.id, &update).await.unwrap(); // v11
+    let renamed = changes(10).await;
+    assert_eq!(renamed.room.name.as_str(), "renamed");
+    assert_eq!(renamed.version, 11);
+    assert!(renamed.messages.is_empty() && renamed.members.is_empty());
+    assert!(renamed.left_member_ids.is_empty());
+}
+
+/// Walking `changes` page by page with the returned version brings a copy
+/// taken at any version to exactly the state a full read gives.
+pub async fn room_changes_pages_reach_the_room_state(s: Stores) {
+    let owner = user(&s, "pia").await;
+    let mut people = Vec::new();
+    for i in 0..6 {
+        people.push(user(&s, &format!("peer{i}")).await);
+    }
+    let room = room_at(
+        &s,
+        RoomKind::Public,
+        "busy",
+        at(0),
+        &[(owner.id, Role::Owner), (people[0].id, Role::Member)],
+    )
+    .await;
+    let mut copies: Vec<(u64, Replica)> = vec![(
+        0,
+        Replica {
+            room: room.clone(),
+            messages: Default::default(),
+            members: Vec::new(),
+        },
+    )];
+    copies.push((1, full_read(&s, room.id, owner.id).await));
+    // Rounds of messages and membership changes; a copy after each.
+    for (i, p) in people.iter().enumerate().skip(1) {
+        let t = i as i64 * 10;
+        s.rooms
+            .apply(
+                room.id,
+                &[RoomOp::AddMember {
+                    user: p.id,
+                    role: Role::Member,
+                    at: at(t),
+                }],
+            )
+            .await
+            .unwrap();
+        for j in 0..3 {
+            send(&s, room.id, p.id, &format!("p{i} says {j}"), at(t + 1 + j)).await;
+        }
+        if i % 2 == 0 {
+            let prev = &people[i - 1];
+            s.rooms
+                .apply(
+                    room.id,
+                    &[
+                        RoomOp::SetRole {
+                            user: prev.id,
+                            role: Role::Admin,
+                        },
+                        system_message(owner.id, "promoted", at(t + 5)),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        if i == 3 {
+            s.rooms
+                .apply(
+                    room.id,
+                    &[
+                        RoomOp::RemoveMember { user: people[0].id },
+                        system_message(owner.id, "kicked", at(t + 6)),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        if i == 4 {
+            s.rooms
+                .apply(room.id, &[RoomOp::RemoveMember { user: people[2].id }])
+                .await
+                .unwrap();
+        }
+        let now = full_read(&s, room.id, owner.id).await;
+        copies.push((now.room.version, now));
+    }
+    send(&s, room.id, owner.id, "last word", at(100)).await;
+    let target = full_read(&s, room.id, owner.id).await;
+    assert_eq!(
+        target.room.version, 29,
+        "1 + 5 × (join + 3 messages) + 2 × 2 + 2 + 1 + 1"
+    );
+
+    for (since, copy) in &copies {
+        for limit in [1, 2, 3, 7, 1000] {
+            let mut replica = copy.clone();
+            let rounds = catch_up(&s, &mut replica, *since, limit, owner.id).await;
+            assert_eq!(replica, target, "from version {since} in pages of {limit}");
+            let changed = target
+                .messages
+                .values()
+                .filter(|m| m.version > *since)
+                .count();
+            assert_eq!(
+                rounds,
+                changed.div_ceil(limit as usize).max(1),
+                "from {since} in pages of {limit}: {changed} changed messages"
+            );
+        }
+    }
+}
+
+/// At the current version nothing has changed: only the room comes back.
+/// No room, no answer; a deleted room is no room.
+pub async fn room_changes_since_current_version(s: Stores) {
+    let owner = user(&s, "quin").await;
+    let other = user(&s, "rhea").await;
+    let room = group(&s, owner.id, &[other.id]).await;
+    send(&s, room.id, other.id, "hi", at(1)).await;
+    s.rooms
+        .apply(room.id, &[RoomOp::RemoveMember { user: other.id }])
+        .await
+        .unwrap();
+    let now = room_now(&s, room.id).await;
+    let c = s
+        .rooms
+        .changes(room.id, now.version, 50, owner.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c,
+        crate::Changes {
+            room: now.clone(),
+            messages: vec![],
+            members: vec![],
+            left_member_ids: vec![],
+            has_more: false,
+            version: now.version,
+        }
+    );
+    assert_eq!(
+        s.rooms
+            .changes(RoomId(uuid()), 0, 50, owner.id)
+            .await
+            .unwrap(),
+        None
+    );
+    s.rooms.apply(room.id, &[RoomOp::Delete]).await.unwrap();
+    assert_eq!(
+        s.rooms.changes(room.id, 0, 50, owner.id).await.unwrap(),
+        None
+    );
+}
+
+/// A member who left and came back after `since` is a member, not gone;
+/// one who left before `since` and came back after is a member too.
+pub async fn room_changes_rejoined_member(s: Stores) {
+    let owner = user(&s, "sven").await;
+    let a = user(&s, "tara").await;
+    let b = user(&s, "ugo").await;
+    let room = group(&s, owner.id, &[a.id, b.id]).await;
+    let rejoin = |user: UserId, t: i64| RoomOp::AddMember {
+        user,
+        role: Role::Member,
+        at: at(t),
+    };
+    s.rooms
+        .apply(room.id, &[RoomOp::RemoveMember { user: b.id }])
+        .await
+        .unwrap(); // v2
+    let since = room_now(&s, room.id).await.version;
+    s.rooms
+        .apply(room.id, &[RoomOp::RemoveMember { user: a.id }])
+        .await
+        .unwrap(); // v3
+    s.rooms.apply(room.id, &[rejoin(a.id, 5)]).await.unwrap(); // v4
+    s.rooms.apply(room.id, &[rejoin(b.id, 6)]).await.unwrap(); // v5
+    let c = s
+        .rooms
+        .changes(room.id, since, 10, owner.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(member_ids(&c.members), vec![a.id, b.id]);
+    assert_eq!(
+        c.members[0].membership.joined_at,
+        at(5),
+        "the new membership"
+    );
+    assert_eq!(c.left_member_ids, vec![]);
+    assert_eq!(c.version, 5);
+    // Gone again: gone.
+    s.rooms
+        .apply(room.id, &[RoomOp::RemoveMember { user: a.id }])
+        .await
+        .unwrap(); // v6
+    let c = s
+        .rooms
+        .changes(room.id, since, 10, owner.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(member_ids(&c.members), vec![b.id]);
+    assert_eq!(c.left_member_ids, vec![a.id]);
 }
 
 #[cfg(test)]

@@ -1,27 +1,28 @@
 //! Domain events: what the use cases announce after a change commits, for the
-//! real-time gateway (and, later, other server nodes) to deliver.
+//! real-time gateway (on this and, through a shared bus, every other server
+//! node) to deliver.
 //!
-//! Events are plain values keyed by room and user, so an adapter can carry
-//! them between processes without the core knowing.
+//! Events are plain values keyed by room and user: an adapter can carry them
+//! between processes without the core knowing. Every event of a change
+//! counted in a room's `version` carries the version after the change, so a
+//! subscriber can put a room's events back in commit order whatever order
+//! they arrive in.
 
 use async_trait::async_trait;
-use chat_domain::{Membership, Message, Role, Room, RoomId, SessionId, User, UserId};
+use chat_domain::{
+    Membership, Message, Role, Room, RoomId, SenderInfo, SessionId, Timestamp, User, UserId,
+};
 
-/// Something that happened. Counted changes carry the room's version after
-/// the change.
+/// Something that happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A room was created with these first members (version 1; not counted).
-    RoomCreated {
-        room: Room,
-        member_ids: Vec<UserId>,
-    },
-    MessageNew {
-        message: Message,
-    },
-    RoomUpdated {
-        room: Room,
-    },
+    RoomCreated { room: Room, member_ids: Vec<UserId> },
+    /// A message was sent (its `version` is the room's version after it).
+    MessageNew { message: Message },
+    /// The room's name or description changed.
+    RoomUpdated { room: Room },
+    /// The room is gone; these were its members.
     RoomDeleted {
         room_id: RoomId,
         member_ids: Vec<UserId>,
@@ -42,10 +43,21 @@ pub enum Event {
         user_id: UserId,
         version: u64,
     },
+    /// A read marker moved (ephemeral: not counted).
     Read {
         room_id: RoomId,
         user_id: UserId,
         seq: u64,
+    },
+    /// Someone is typing in a room (ephemeral).
+    Typing { room_id: RoomId, user: SenderInfo },
+    /// A user came online or went offline; `room_ids` are the rooms they are
+    /// in, whose members are the ones to tell (ephemeral).
+    Presence {
+        user_id: UserId,
+        online: bool,
+        last_seen_at: Option<Timestamp>,
+        room_ids: Vec<RoomId>,
     },
     /// A login session ended (logout or refresh-token reuse): its sockets close.
     SessionEnded {
@@ -54,10 +66,50 @@ pub enum Event {
     },
 }
 
-/// Where events go once their change has committed.
+impl Event {
+    /// The room the event belongs to, if it belongs to one.
+    pub fn room_id(&self) -> Option<RoomId> {
+        match self {
+            Event::RoomCreated { room, .. } | Event::RoomUpdated { room } => Some(room.id),
+            Event::MessageNew { message } => Some(message.room_id),
+            Event::MemberJoined { membership, .. } => Some(membership.room_id),
+            Event::RoomDeleted { room_id, .. }
+            | Event::MemberUpdated { room_id, .. }
+            | Event::MemberLeft { room_id, .. }
+            | Event::Read { room_id, .. }
+            | Event::Typing { room_id, .. } => Some(*room_id),
+            Event::Presence { .. } | Event::SessionEnded { .. } => None,
+        }
+    }
+
+    /// The room version after the change, for the events of counted changes.
+    pub fn version(&self) -> Option<u64> {
+        match self {
+            Event::MessageNew { message } => Some(message.version),
+            Event::RoomUpdated { room } => Some(room.version),
+            Event::MemberJoined { version, .. }
+            | Event::MemberUpdated { version, .. }
+            | Event::MemberLeft { version, .. } => Some(*version),
+            _ => None,
+        }
+    }
+}
+
+/// Where events go once their change has committed, and where the gateway
+/// hears them from.
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
     /// Hands the event on for delivery. MUST NOT fail the caller's change,
     /// which has already committed: an adapter that cannot deliver logs it.
     async fn publish(&self, event: Event);
+    /// Every event published from now on, by this process or (for a shared
+    /// bus) any other, in the order this process receives them.
+    fn subscribe(&self) -> Box<dyn EventStream>;
+}
+
+/// A subscription to an [`EventBus`].
+#[async_trait]
+pub trait EventStream: Send + 'static {
+    /// The next event; `None` once the bus is gone.
+    async fn next(&mut self) -> Option<Event>;
 }

@@ -78,4 +78,19 @@ impl EventBus for RecordingBus {
             e.push(event);
         }
     }
+
+    /// Nothing is ever delivered to a subscriber: this bus only records.
+    fn subscribe(&self) -> Box<dyn crate::EventStream> {
+        Box::new(Silent)
+    }
+}
+
+/// A subscription that never yields.
+struct Silent;
+
+#[async_trait]
+impl crate::EventStream for Silent {
+    async fn next(&mut self) -> Option<Event> {
+        std::future::pending().await
+    }
 }

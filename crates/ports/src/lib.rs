@@ -23,7 +23,7 @@ pub mod fakes;
 
 pub use auth::{AccessClaims, IssuedToken, PasswordHasher, RefreshClaims, TokenError, TokenIssuer};
 pub use error::StoreError;
-pub use events::{Event, EventBus};
+pub use events::{Event, EventBus, EventStream};
 pub use page::{Cursor, Page, PageRequest};
 pub use repos::*;
 pub use system::{Clock, IdGen, SystemClock, V7Ids};

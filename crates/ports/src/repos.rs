@@ -48,6 +48,9 @@ pub trait UserRepo: Send + Sync + 'static {
     async fn search(&self, prefix: &str, page: &PageRequest) -> Result<Page<User>, StoreError>;
     /// Applies the patch and returns the user as it now is; `NotFound` for no user.
     async fn update_profile(&self, id: UserId, patch: &ProfilePatch) -> Result<User, StoreError>;
+    /// Records when the user was last seen (their last connection closed):
+    /// `User::last_seen_at` reads it back. `NotFound` for no user.
+    async fn set_last_seen(&self, user: UserId, at: Timestamp) -> Result<(), StoreError>;
 }
 
 // ---------------------------------------------------------------- sessions
@@ -156,6 +159,29 @@ pub struct MyRoom {
     pub last_message: Option<Message>,
 }
 
+/// What changed in a room after a version, as its current state: the answer
+/// of [`RoomRepo::changes`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changes {
+    /// The room as it is now.
+    pub room: Room,
+    /// Messages whose latest change (send, edit, delete, reaction) came after
+    /// `since`, as the viewer sees them now (deleted ones included), in
+    /// ascending seq.
+    pub messages: Vec<Message>,
+    /// Current members who joined or changed role after `since`, with their
+    /// users, in the order they joined.
+    pub members: Vec<MemberView>,
+    /// Users who left (or were removed) after `since` and are not members
+    /// now, in the order they last left.
+    pub left_member_ids: Vec<UserId>,
+    /// Whether messages changed after `version` are still to be read.
+    pub has_more: bool,
+    /// The version this answer is complete up to: the room's version, or with
+    /// `has_more` the version of the last message included.
+    pub version: u64,
+}
+
 /// One step of a change to a room, applied by [`RoomRepo::apply`]. The
 /// `Expect*` steps are preconditions: the domain decided on a snapshot, and
 /// the store checks that the facts the decision rested on still hold.
@@ -254,6 +280,33 @@ pub trait RoomRepo: Send + Sync + 'static {
     /// creation) first.
     async fn list_mine(&self, user: UserId, page: &PageRequest)
     -> Result<Page<MyRoom>, StoreError>;
+    /// Every room `user` is a member of, ordered by room id.
+    async fn room_ids_of(&self, user: UserId) -> Result<Vec<RoomId>, StoreError>;
+    /// Everything in the room that changed after version `since`, as it is
+    /// now, read from one snapshot (`viewer` decides reactions' `me`); `None`
+    /// when no such room exists.
+    ///
+    /// - `messages`: of the messages whose version is greater than `since`,
+    ///   the `limit` (at least 1) with the lowest versions. When more exist,
+    ///   `has_more` is true and `version` is the version of the last one
+    ///   included, so that every change up to `version` is in the answer;
+    ///   otherwise `version` is the room's version. Returned in seq order.
+    /// - `members`: whole, whatever `limit` says: every current member
+    ///   whose membership changed (joined, role) after `since`.
+    /// - `left_member_ids`: whole: every user whose last departure came after
+    ///   `since` and who is not a member now (a user who left and came back
+    ///   is in `members` instead).
+    ///
+    /// A store on disk MUST find these rows by version, not by replaying the
+    /// room's history (PostgreSQL: range scans of its `(room_id, version)`
+    /// indexes).
+    async fn changes(
+        &self,
+        room: RoomId,
+        since: u64,
+        limit: u32,
+        viewer: UserId,
+    ) -> Result<Option<Changes>, StoreError>;
     /// `user`'s membership, `None` when not a member.
     async fn find_member(
         &self,
@@ -343,6 +396,15 @@ pub trait MessageRepo: Send + Sync + 'static {
     /// Moves `user`'s read marker (and with it the delivered one) forward to
     /// `seq`; never back. `true` when the read marker moved.
     async fn mark_read(&self, room: RoomId, user: UserId, seq: u64) -> Result<bool, StoreError>;
+    /// Moves `user`'s delivered marker forward to `seq`; never back, and so
+    /// never below the read marker; the read marker stays. `true` when the
+    /// delivered marker moved. `NotFound` when the room does not exist.
+    async fn mark_delivered(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seq: u64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Every repository, as one bundle: what the app is built from and what the

@@ -145,4 +145,22 @@ impl MessageRepo for MemoryStore {
             Ok(false)
         }
     }
+
+    async fn mark_delivered(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock()?;
+        let r = state.rooms.get_mut(&room).ok_or(StoreError::NotFound)?;
+        let markers = r.markers.entry(user).or_default();
+        // Delivered is never behind read, so moving it forward keeps it so.
+        if seq > markers.last_delivered_seq {
+            markers.last_delivered_seq = seq;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use chat_domain::{Membership, MessageId, MessageKind, Role, Room, RoomId, RoomKind, UserId};
 use chat_ports::{
-    Applied, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange, RoomOp, RoomRepo,
+    Applied, Changes, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange, RoomOp, RoomRepo,
     StoreError,
 };
 
@@ -183,6 +183,87 @@ impl RoomRepo for MemoryStore {
             time_cursor(*activity, r.room.id.0)
         })
         .map(|(_, r)| r))
+    }
+
+    async fn room_ids_of(&self, user: UserId) -> Result<Vec<RoomId>, StoreError> {
+        let state = self.lock()?;
+        let mut ids: Vec<RoomId> = state
+            .rooms_of_user
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn changes(
+        &self,
+        room: RoomId,
+        since: u64,
+        limit: u32,
+        viewer: UserId,
+    ) -> Result<Option<Changes>, StoreError> {
+        let state = self.lock()?;
+        let Some(r) = state.rooms.get(&room) else {
+            return Ok(None);
+        };
+        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        // The memory store keeps no index by version: it filters the room's
+        // messages. A message's version moves with every edit, delete or
+        // reaction, so an index would have to move with it in every writer;
+        // a scan of one room in memory cannot fall out of step.
+        let mut changed: Vec<&StoredMessage> =
+            r.messages.values().filter(|m| m.version > since).collect();
+        changed.sort_unstable_by_key(|m| m.version);
+        let has_more = changed.len() > limit;
+        changed.truncate(limit);
+        let version = match changed.last() {
+            Some(last) if has_more => last.version,
+            _ => r.room.version,
+        };
+        changed.sort_unstable_by_key(|m| m.seq);
+        let messages = changed
+            .into_iter()
+            .map(|m| to_message(&state.users, room, m, viewer))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut members = Vec::new();
+        for (_, user) in &r.join_order {
+            let row = r
+                .members
+                .get(user)
+                .ok_or_else(|| StoreError::other("member index out of step"))?;
+            if row.version <= since {
+                continue;
+            }
+            let user = require_user(&state.users, *user)
+                .map_err(|_| StoreError::other("a member's user is missing"))?
+                .user
+                .clone();
+            members.push(MemberView {
+                membership: row.membership.clone(),
+                user,
+            });
+        }
+
+        let mut left: Vec<(u64, UserId)> = r
+            .departures
+            .iter()
+            .filter(|(user, version)| **version > since && !r.members.contains_key(user))
+            .map(|(user, version)| (*version, *user))
+            .collect();
+        left.sort_unstable();
+
+        Ok(Some(Changes {
+            room: r.room.clone(),
+            messages,
+            members,
+            left_member_ids: left.into_iter().map(|(_, user)| user).collect(),
+            has_more,
+            version,
+        }))
     }
 
     async fn find_member(

@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use chat_domain::{Login, User, UserId};
+use chat_domain::{Login, Timestamp, User, UserId};
 use chat_ports::{Cursor, NewUser, Page, PageRequest, ProfilePatch, StoreError, UserRepo};
 
 use crate::MemoryStore;
@@ -100,5 +100,12 @@ impl UserRepo for MemoryStore {
             row.user.avatar = avatar;
         }
         Ok(row.user.clone())
+    }
+
+    async fn set_last_seen(&self, user: UserId, at: Timestamp) -> Result<(), StoreError> {
+        let mut state = self.lock()?;
+        let row = state.users.get_mut(&user).ok_or(StoreError::NotFound)?;
+        row.user.last_seen_at = Some(at);
+        Ok(())
     }
 }

@@ -357,4 +357,37 @@ impl MessageRepo for PgStore {
         })
         .await
     }
+
+    async fn mark_delivered(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        let seq = to_i64(seq, "seq")?;
+        self.query(move |c| {
+            Box::pin(async move {
+                // One statement. The row changes exactly when the delivered
+                // marker moves forward; the read marker stays (delivered is
+                // never behind it, so neither is the new value). A new row
+                // starts with nothing read. No such room breaks the foreign
+                // key: NotFound.
+                let written = diesel::sql_query(
+                    "INSERT INTO read_markers AS m \
+                         (room_id, user_id, last_read_seq, last_delivered_seq) \
+                     VALUES ($1, $2, 0, $3) \
+                     ON CONFLICT (room_id, user_id) DO UPDATE \
+                     SET last_delivered_seq = EXCLUDED.last_delivered_seq \
+                     WHERE m.last_delivered_seq < EXCLUDED.last_delivered_seq",
+                )
+                .bind::<diesel::sql_types::Uuid, _>(room.0)
+                .bind::<diesel::sql_types::Uuid, _>(user.0)
+                .bind::<diesel::sql_types::BigInt, _>(seq)
+                .execute(c)
+                .await?;
+                Ok(written == 1 && seq > 0)
+            })
+        })
+        .await
+    }
 }

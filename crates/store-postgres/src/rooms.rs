@@ -5,10 +5,10 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use chat_domain::{Membership, MessageId, MessageKind, Role, Room, RoomId, User, UserId};
 use chat_ports::{
-    Applied, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange, RoomOp, RoomRepo,
+    Applied, Changes, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange, RoomOp, RoomRepo,
     StoreError,
 };
-use diesel::dsl::{count_star, exists};
+use diesel::dsl::{count_star, exists, not};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
@@ -258,6 +258,36 @@ impl RoomRepo for PgStore {
         .await
     }
 
+    async fn room_ids_of(&self, user: UserId) -> Result<Vec<RoomId>, StoreError> {
+        self.query(move |c| {
+            Box::pin(async move {
+                // An index-only scan of memberships_user_id_idx.
+                let ids: Vec<Uuid> = memberships::table
+                    .filter(memberships::user_id.eq(user.0))
+                    .order(memberships::room_id.asc())
+                    .select(memberships::room_id)
+                    .load(c)
+                    .await?;
+                Ok(ids.into_iter().map(RoomId).collect())
+            })
+        })
+        .await
+    }
+
+    async fn changes(
+        &self,
+        room: RoomId,
+        since: u64,
+        limit: u32,
+        viewer: UserId,
+    ) -> Result<Option<Changes>, StoreError> {
+        // Versions are positive `bigint`s: past them, nothing is newer.
+        let since = i64::try_from(since).unwrap_or(i64::MAX);
+        let limit = limit.max(1);
+        self.read(move |c| Box::pin(async move { changes_in(c, room, since, limit, viewer).await }))
+            .await
+    }
+
     async fn find_member(
         &self,
         room: RoomId,
@@ -353,6 +383,96 @@ impl RoomRepo for PgStore {
         self.write(move |c| Box::pin(async move { apply_in(c, room, &ops).await }))
             .await
     }
+}
+
+// ---------------------------------------------------------------- changes
+
+/// [`RoomRepo::changes`], in its read-only snapshot. Each of the three reads
+/// is a range scan of a `(room_id, version)` index: `messages`,
+/// `memberships` and `room_departures` each keep the room version of their
+/// row's latest change.
+async fn changes_in(
+    c: &mut Conn,
+    room: RoomId,
+    since: i64,
+    limit: u32,
+    viewer: UserId,
+) -> Result<Option<Changes>, TxError> {
+    let row: Option<RoomRow> = rooms::table
+        .find(room.0)
+        .select(RoomRow::as_select())
+        .first(c)
+        .await
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let room = Room::try_from(row)?;
+
+    // The `limit` lowest versions after `since`, one more to see whether
+    // more follow.
+    let mut rows: Vec<MessageParts> = messages::table
+        .inner_join(users::table)
+        .left_join(attachments::table)
+        .filter(messages::room_id.eq(room.id.0))
+        .filter(messages::version.gt(since))
+        .order(messages::version.asc())
+        .limit(i64::from(limit) + 1)
+        .select(parts())
+        .load(c)
+        .await?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let version = match rows.last() {
+        Some((last, _, _)) if has_more => to_u64(last.version, "messages.version")?,
+        _ => room.version,
+    };
+    rows.sort_unstable_by_key(|(m, _, _)| m.seq);
+    let messages = as_seen_by(c, rows, viewer).await?;
+
+    let members: Vec<(MembershipRow, UserRow)> = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::room_id.eq(room.id.0))
+        .filter(memberships::version.gt(since))
+        .order((memberships::joined_at.asc(), memberships::user_id.asc()))
+        .select((MembershipRow::as_select(), UserRow::as_select()))
+        .load(c)
+        .await?;
+    let members = members
+        .into_iter()
+        .map(|(m, u)| {
+            Ok(MemberView {
+                membership: Membership::try_from(m)?,
+                user: User::try_from(u)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+
+    // Who left and has not come back.
+    let still_member = memberships::table
+        .filter(memberships::room_id.eq(room_departures::room_id))
+        .filter(memberships::user_id.eq(room_departures::user_id));
+    let left: Vec<Uuid> = room_departures::table
+        .filter(room_departures::room_id.eq(room.id.0))
+        .filter(room_departures::version.gt(since))
+        .filter(not(exists(still_member)))
+        .order((
+            room_departures::version.asc(),
+            room_departures::user_id.asc(),
+        ))
+        .select(room_departures::user_id)
+        .load(c)
+        .await?;
+
+    Ok(Some(Changes {
+        room,
+        messages,
+        members,
+        left_member_ids: left.into_iter().map(UserId).collect(),
+        has_more,
+        version,
+    }))
 }
 
 // ---------------------------------------------------------------- apply

@@ -1,7 +1,7 @@
 //! `UserRepo`.
 
 use async_trait::async_trait;
-use chat_domain::{Login, User, UserId};
+use chat_domain::{Login, Timestamp, User, UserId};
 use chat_ports::{Cursor, NewUser, Page, PageRequest, ProfilePatch, StoreError, UserRepo};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -183,6 +183,22 @@ impl UserRepo for PgStore {
                 };
                 let row = row.ok_or(StoreError::NotFound)?;
                 Ok(User::try_from(row)?)
+            })
+        })
+        .await
+    }
+
+    async fn set_last_seen(&self, user: UserId, at: Timestamp) -> Result<(), StoreError> {
+        self.query(move |c| {
+            Box::pin(async move {
+                let updated = diesel::update(users::table.find(user.0))
+                    .set(users::last_seen_at.eq(at))
+                    .execute(c)
+                    .await?;
+                if updated == 0 {
+                    return Err(StoreError::NotFound.into());
+                }
+                Ok(())
             })
         })
         .await

@@ -667,3 +667,105 @@ async fn a_nul_in_a_query_matches_nothing() {
         vec![bob]
     );
 }
+
+// ---------------------------------------------------------------- changes
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// The plan PostgreSQL picks for `sql`, bound to a room and a version.
+async fn plan(conn: &mut AsyncPgConnection, sql: &str, room: RoomId, since: i64) -> String {
+    let lines: Vec<PlanLine> = diesel::sql_query(format!("EXPLAIN {sql}"))
+        .bind::<diesel::sql_types::Uuid, _>(room.0)
+        .bind::<BigInt, _>(since)
+        .load(conn)
+        .await
+        .unwrap();
+    lines
+        .into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `changes` reads by version: on rooms with long histories and many
+/// members, each of its three reads (the statements diesel sends, as
+/// `debug_query` prints them) is a range scan of a `(room_id, version)`
+/// index, never a scan of the room's history or member list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_are_index_range_scans() {
+    let (db, s) = fresh().await;
+    let alice = user(&s, "alice").await;
+    let mut rooms = Vec::new();
+    for _ in 0..4 {
+        rooms.push(room(&s, alice, &[]).await);
+    }
+    let mut conn = db.connect().await;
+    conn.batch_execute(&format!(
+        "INSERT INTO users (id, username, email, display_name, password_hash, created_at)
+             SELECT gen_random_uuid(), 'bulk' || i, 'bulk' || i || '@example.com',
+                    'bulk' || i, '', now()
+             FROM generate_series(1, 400) i;
+         INSERT INTO memberships (room_id, user_id, role, joined_at, version)
+             SELECT r.id, u.id, 'member', now() - (random() * interval '1 day'),
+                    2 + row_number() OVER (PARTITION BY r.id ORDER BY u.id)
+             FROM rooms r CROSS JOIN users u WHERE u.id <> '{alice}';
+         INSERT INTO room_departures (room_id, user_id, version)
+             SELECT r.id, u.id, 1000 + row_number() OVER (PARTITION BY r.id ORDER BY u.id)
+             FROM rooms r CROSS JOIN users u WHERE u.id <> '{alice}';
+         INSERT INTO messages (id, room_id, seq, sender_id, kind, content, created_at, version)
+             SELECT gen_random_uuid(), r.id, i, '{alice}', 'text', 'm' || i, now(), 2000 + i
+             FROM rooms r CROSS JOIN generate_series(1, 3000) i;
+         UPDATE rooms SET version = 5000, last_seq = 3000;
+         ANALYZE;",
+        alice = alice.0
+    ))
+    .await
+    .unwrap();
+    let room = rooms[1];
+
+    let messages = r#"SELECT "messages"."id", "messages"."room_id", "messages"."seq", "messages"."kind", "messages"."content", "messages"."attachment_id", "messages"."reply_to_id", "messages"."created_at", "messages"."edited_at", "messages"."deleted", "messages"."version", "users"."id", "users"."username", "users"."display_name", "attachments"."id", "attachments"."uploader_id", "attachments"."filename", "attachments"."content_type", "attachments"."size", "attachments"."created_at" FROM (("messages" INNER JOIN "users" ON ("messages"."sender_id" = "users"."id")) LEFT OUTER JOIN "attachments" ON ("messages"."attachment_id" = "attachments"."id")) WHERE (("messages"."room_id" = $1) AND ("messages"."version" > $2)) ORDER BY "messages"."version" ASC LIMIT 101"#;
+    let members = r#"SELECT "memberships"."room_id", "memberships"."user_id", "memberships"."role", "memberships"."joined_at", "users"."id", "users"."username", "users"."email", "users"."display_name", "users"."avatar_attachment_id", "users"."created_at", "users"."last_seen_at" FROM ("memberships" INNER JOIN "users" ON ("memberships"."user_id" = "users"."id")) WHERE (("memberships"."room_id" = $1) AND ("memberships"."version" > $2)) ORDER BY "memberships"."joined_at" ASC, "memberships"."user_id" ASC"#;
+    let departures = r#"SELECT "room_departures"."user_id" FROM "room_departures" WHERE ((("room_departures"."room_id" = $1) AND ("room_departures"."version" > $2)) AND  NOT (EXISTS (SELECT "memberships"."room_id", "memberships"."user_id", "memberships"."role", "memberships"."joined_at", "memberships"."version" FROM "memberships" WHERE (("memberships"."room_id" = "room_departures"."room_id") AND ("memberships"."user_id" = "room_departures"."user_id"))))) ORDER BY "room_departures"."version" ASC, "room_departures"."user_id" ASC"#;
+
+    // A client a few changes behind, and one that was away a long time.
+    for (since, what) in [(4990, "recent"), (0, "from the start")] {
+        let p = plan(&mut conn, messages, room, since).await;
+        // An index scan or a bitmap index scan: a range of the index either way.
+        assert!(
+            p.contains("messages_room_id_version_idx"),
+            "messages, {what}:\n{p}"
+        );
+        assert!(!p.contains("Seq Scan on messages"), "{what}:\n{p}");
+    }
+    for (sql, index, since) in [
+        (members, "memberships_room_id_version_idx", 395),
+        (departures, "room_departures_room_id_version_idx", 1395),
+    ] {
+        let p = plan(&mut conn, sql, room, since).await;
+        assert!(p.contains(index), "{index}:\n{p}");
+        assert!(!p.contains("Seq Scan on memberships"), "{p}");
+        assert!(!p.contains("Seq Scan on room_departures"), "{p}");
+    }
+
+    // And the store answers from those rows.
+    let c = s
+        .rooms
+        .changes(room, 4990, 100, alice)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.messages.len(), 10);
+    assert_eq!(c.version, 5000);
+    let c = s
+        .rooms
+        .changes(room, 4000, 100, alice)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.messages.len(), c.has_more, c.version), (100, true, 4100));
+    assert_eq!(c.messages[0].seq, 2001);
+}
