@@ -8,6 +8,7 @@
 
 mod accounts;
 mod error;
+mod live;
 mod messages;
 mod rooms;
 mod users;
@@ -22,6 +23,7 @@ use chat_ports::{Clock, EventBus, IdGen, PasswordHasher, Stores, TokenIssuer};
 
 pub use accounts::{Accounts, AuthContext, NewAccount, Profile, Tokens};
 pub use error::AppError;
+pub use live::{Live, TYPING_EVERY};
 pub use messages::{Messages, SendMessage, Sent};
 pub use rooms::{CreateRoom, DirectRoom, RoomPatch, Rooms};
 pub use users::Users;
@@ -89,6 +91,7 @@ pub struct App {
     pub users: Users,
     pub rooms: Rooms,
     pub messages: Messages,
+    pub live: Live,
 }
 
 impl App {
@@ -110,7 +113,8 @@ impl App {
             accounts: Accounts::new(ctx.clone()),
             users: Users::new(ctx.clone()),
             rooms: Rooms::new(ctx.clone()),
-            messages: Messages::new(ctx),
+            messages: Messages::new(ctx.clone()),
+            live: Live::new(ctx),
         }
     }
 }

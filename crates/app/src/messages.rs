@@ -147,6 +147,28 @@ impl Messages {
         }
     }
 
+    /// Moves the caller's delivered marker forward to `seq`: members only. An
+    /// older seq is accepted and ignored; one past the room's last message is
+    /// refused. Announces nothing.
+    pub async fn mark_delivered(&self, me: UserId, room: RoomId, seq: u64) -> Result<(), AppError> {
+        let (room, _) = self.readable(me, room).await?;
+        // Where the marker is now the store decides; here only the bounds.
+        match ReadMarker::advance(0, seq, room.last_seq) {
+            Err(MarkerError::PastEnd) => {
+                Err(AppError::invalid("seq", MarkerError::PastEnd.to_string()))
+            }
+            Ok(None) => Ok(()),
+            Ok(Some(seq)) => {
+                self.ctx
+                    .stores
+                    .messages
+                    .mark_delivered(room.id, me, seq)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
     /// The room and the caller's role, if the caller may read it.
     async fn readable(&self, me: UserId, room: RoomId) -> Result<(Room, Role), AppError> {
         let (room, role) = self.ctx.room_and_role(me, room).await?;

@@ -14,7 +14,8 @@ use chat_domain::{
     UserId,
 };
 use chat_ports::{
-    Applied, Event, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange, RoomOp, StoreError,
+    Applied, Changes, Event, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange, RoomOp,
+    StoreError,
 };
 
 use crate::{AppError, Ctx, retry_stale};
@@ -58,6 +59,11 @@ struct Snapshot {
 }
 
 impl Rooms {
+    /// The most messages one answer of [`Rooms::changes`] carries.
+    pub const MAX_CHANGES: u32 = 1000;
+    /// How many it carries when the client does not say.
+    pub const DEFAULT_CHANGES: u32 = 100;
+
     pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
         Self { ctx }
     }
@@ -202,6 +208,46 @@ impl Rooms {
     /// The caller's rooms, most recent activity first.
     pub async fn mine(&self, me: UserId, page: &PageRequest) -> Result<Page<MyRoom>, AppError> {
         Ok(self.ctx.stores.rooms.list_mine(me, page).await?)
+    }
+
+    /// The ids of every room the caller is in.
+    pub async fn room_ids_of(&self, me: UserId) -> Result<Vec<RoomId>, AppError> {
+        Ok(self.ctx.stores.rooms.room_ids_of(me).await?)
+    }
+
+    /// Everything in the room that changed after version `since`, as it is
+    /// now: members only. At most `limit` messages (1 to
+    /// [`Rooms::MAX_CHANGES`]); with `has_more`, ask again from the answer's
+    /// `version`. A `since` past the room's version is refused.
+    pub async fn changes(
+        &self,
+        me: UserId,
+        room: RoomId,
+        since: u64,
+        limit: u32,
+    ) -> Result<Changes, AppError> {
+        if !(1..=Self::MAX_CHANGES).contains(&limit) {
+            return Err(AppError::invalid(
+                "limit",
+                format!("must be an integer from 1 to {}", Self::MAX_CHANGES),
+            ));
+        }
+        let s = self.snapshot(me, room).await?;
+        rules::access(s.room.kind, s.my_role)?;
+        if since > s.room.version {
+            return Err(AppError::invalid(
+                "since",
+                format!("must be at most the room's version, {}", s.room.version),
+            ));
+        }
+        // Versions only grow: `since` is no further ahead in this snapshot.
+        Ok(self
+            .ctx
+            .stores
+            .rooms
+            .changes(room, since, limit, me)
+            .await?
+            .ok_or(Denied::NotFound)?)
     }
 
     /// A room, if the caller may see it.

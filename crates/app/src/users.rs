@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chat_domain::{User, UserId};
+use chat_domain::{Timestamp, User, UserId};
 use chat_ports::{Page, PageRequest, ProfilePatch, StoreError};
 
 use crate::{AppError, Ctx, Profile};
@@ -73,6 +73,16 @@ impl Users {
     /// The users the caller blocks, most recent first.
     pub async fn blocks(&self, me: UserId, page: &PageRequest) -> Result<Page<User>, AppError> {
         Ok(self.ctx.stores.blocks.list(me, page).await?)
+    }
+
+    /// Records when the caller was last seen (their last connection closed).
+    pub async fn set_last_seen(&self, me: UserId, at: Timestamp) -> Result<(), AppError> {
+        self.ctx
+            .stores
+            .users
+            .set_last_seen(me, at)
+            .await
+            .map_err(not_found)
     }
 
     async fn find(&self, id: UserId) -> Result<User, AppError> {

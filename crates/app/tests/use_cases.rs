@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use chat_app::{App, AppError, CreateRoom, Deps, NewAccount, SendMessage};
+use chat_app::{App, AppError, CreateRoom, Deps, NewAccount, Rooms, SendMessage};
 use chat_domain::rules::Denied;
 use chat_domain::{
     ClientMsgId, DisplayName, Email, GlobalRole, HistoryQuery, Login, MessageContent, MessageKind,
@@ -749,4 +749,168 @@ async fn global_admins_delete_but_do_not_read() {
     ));
     t.app.rooms.delete(root, room).await.unwrap();
     assert!(t.app.rooms.get(alice, room).await.is_err());
+}
+
+// ------------------------------------------------------------ resume
+
+#[tokio::test]
+async fn changes_bring_a_stale_copy_up_to_date() {
+    let t = TestApp::in_memory();
+    let (owner, bob, carol, dave) = (
+        t.user("owner").await,
+        t.user("bob").await,
+        t.user("carol").await,
+        t.user("dave").await,
+    );
+    let room = t.room(owner, false).await;
+    t.app.rooms.join(bob, room).await.unwrap();
+    t.app.rooms.join(carol, room).await.unwrap();
+    t.send(bob, room, "before").await.unwrap();
+    let since = t.version(owner, room).await;
+
+    t.send(bob, room, "one").await.unwrap();
+    t.app.rooms.kick(owner, room, carol).await.unwrap();
+    t.app.rooms.join(dave, room).await.unwrap();
+    t.app
+        .rooms
+        .set_role(owner, room, bob, Role::Admin)
+        .await
+        .unwrap();
+    t.send(dave, room, "two").await.unwrap();
+
+    let c = t
+        .app
+        .rooms
+        .changes(bob, room, since, Rooms::DEFAULT_CHANGES)
+        .await
+        .unwrap();
+    let now = t.app.rooms.get(bob, room).await.unwrap();
+    assert_eq!(c.room, now);
+    assert_eq!((c.version, c.has_more), (now.version, false));
+    let texts: Vec<&str> = c.messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(texts.len(), 4, "two messages and two system messages");
+    assert_eq!((texts[0], texts[3]), ("one", "two"));
+    let members: Vec<(UserId, Role)> = c
+        .members
+        .iter()
+        .map(|m| (m.user.id, m.membership.role))
+        .collect();
+    assert_eq!(members, vec![(bob, Role::Admin), (dave, Role::Member)]);
+    assert_eq!(c.left_member_ids, vec![carol]);
+
+    // Small pages reach the same place.
+    let mut from = since;
+    let mut seen = Vec::new();
+    loop {
+        let page = t.app.rooms.changes(bob, room, from, 1).await.unwrap();
+        seen.extend(page.messages.iter().map(|m| m.seq));
+        from = page.version;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(from, now.version);
+    assert_eq!(seen, c.messages.iter().map(|m| m.seq).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn changes_are_for_members_with_a_version_they_could_have() {
+    let t = TestApp::in_memory();
+    let (alice, bob) = (t.user("alice").await, t.user("bob").await);
+    let public = t.room(alice, false).await;
+    let private = t.room(alice, true).await;
+    let version = t.version(alice, public).await;
+    assert!(matches!(
+        t.app.rooms.changes(bob, public, 0, 100).await,
+        Err(AppError::Denied(Denied::NotAMember))
+    ));
+    assert!(matches!(
+        t.app.rooms.changes(bob, private, 0, 100).await,
+        Err(AppError::Denied(Denied::NotFound))
+    ));
+    assert!(matches!(
+        t.app.rooms.changes(alice, public, version + 1, 100).await,
+        Err(AppError::Invalid { field: "since", .. })
+    ));
+    for limit in [0, Rooms::MAX_CHANGES + 1] {
+        assert!(matches!(
+            t.app.rooms.changes(alice, public, 0, limit).await,
+            Err(AppError::Invalid { field: "limit", .. })
+        ));
+    }
+    let c = t
+        .app
+        .rooms
+        .changes(alice, public, version, Rooms::MAX_CHANGES)
+        .await
+        .unwrap();
+    assert!(c.messages.is_empty() && c.members.is_empty() && c.left_member_ids.is_empty());
+    assert_eq!(c.version, version);
+    t.app.rooms.delete(alice, public).await.unwrap();
+    assert!(matches!(
+        t.app.rooms.changes(alice, public, 0, 100).await,
+        Err(AppError::Denied(Denied::NotFound))
+    ));
+}
+
+#[tokio::test]
+async fn delivered_moves_forward_quietly_and_not_past_the_end() {
+    let t = TestApp::in_memory();
+    let (alice, bob, eve) = (
+        t.user("alice").await,
+        t.user("bob").await,
+        t.user("eve").await,
+    );
+    let room = t.room(alice, true).await;
+    t.app.rooms.add_member(alice, room, bob).await.unwrap();
+    for i in 0..3 {
+        t.send(alice, room, &format!("m{i}")).await.unwrap();
+    }
+    let version = t.version(alice, room).await;
+    let events = t.bus.events().len();
+    t.app.messages.mark_delivered(bob, room, 2).await.unwrap();
+    t.app.messages.mark_delivered(bob, room, 1).await.unwrap();
+    t.app.messages.mark_delivered(bob, room, 0).await.unwrap();
+    t.app.messages.mark_read(bob, room, 1).await.unwrap();
+    assert!(matches!(
+        t.app.messages.mark_delivered(bob, room, 4).await,
+        Err(AppError::Invalid { field: "seq", .. })
+    ));
+    assert!(matches!(
+        t.app.messages.mark_delivered(eve, room, 1).await,
+        Err(AppError::Denied(Denied::NotFound))
+    ));
+    t.app.messages.mark_delivered(bob, room, 3).await.unwrap();
+    assert_eq!(t.version(alice, room).await, version, "not counted");
+    let announced: Vec<_> = t.bus.events()[events..].to_vec();
+    assert!(
+        announced.iter().all(|e| matches!(e, Event::Read { .. })),
+        "delivery announces nothing: {announced:?}"
+    );
+}
+
+#[tokio::test]
+async fn room_ids_and_last_seen() {
+    let t = TestApp::in_memory();
+    let (alice, bob) = (t.user("alice").await, t.user("bob").await);
+    let a = t.room(alice, false).await;
+    let b = t.room(bob, false).await;
+    t.app.rooms.join(alice, b).await.unwrap();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(t.app.rooms.room_ids_of(alice).await.unwrap(), want);
+    t.app.rooms.leave(alice, b).await.unwrap();
+    assert_eq!(t.app.rooms.room_ids_of(alice).await.unwrap(), vec![a]);
+
+    assert_eq!(t.app.users.get(alice).await.unwrap().last_seen_at, None);
+    let at = chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap();
+    t.app.users.set_last_seen(alice, at).await.unwrap();
+    assert_eq!(t.app.users.get(alice).await.unwrap().last_seen_at, Some(at));
+    assert!(matches!(
+        t.app
+            .users
+            .set_last_seen(UserId(uuid::Uuid::now_v7()), at)
+            .await,
+        Err(AppError::NotFound)
+    ));
 }
