@@ -2,8 +2,8 @@
 //! Field names and shapes follow `shared/API.md` exactly.
 
 use chat_app::Profile;
-use chat_domain::{GlobalRole, Membership, Message, MessageKind, Role, Room, RoomKind, User};
-use chat_ports::{MemberView, MyRoom, Page};
+use chat_domain::{GlobalRole, Message, MessageKind, Role, Room, RoomKind, User};
+use chat_ports::{MyRoom, Page};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -147,16 +147,15 @@ pub struct PublicUserDto {
     pub last_seen_at: Option<DateTime<Utc>>,
 }
 
-impl From<User> for PublicUserDto {
-    fn from(u: User) -> Self {
+impl PublicUserDto {
+    /// The user as others see them, `online` while they hold a connection.
+    pub fn with_presence(u: User, online: bool) -> Self {
         Self {
             id: u.id.0,
             avatar_url: avatar_url(&u),
             username: u.username.as_str().to_owned(),
             display_name: u.display_name.as_str().to_owned(),
-            // Real-time presence arrives with the WebSocket gateway; until a
-            // user can hold a connection, nobody is online.
-            presence: "offline".to_owned(),
+            presence: if online { "online" } else { "offline" }.to_owned(),
             last_seen_at: u.last_seen_at,
         }
     }
@@ -334,19 +333,6 @@ pub struct MemberDto {
     pub joined_at: DateTime<Utc>,
 }
 
-impl From<MemberView> for MemberDto {
-    fn from(m: MemberView) -> Self {
-        let Membership {
-            role, joined_at, ..
-        } = m.membership;
-        Self {
-            user: m.user.into(),
-            role: role.into(),
-            joined_at,
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UserRef {
     pub user_id: Uuid,
@@ -501,4 +487,25 @@ pub struct HealthDto {
     #[schema(example = "OK")]
     pub status: String,
     pub timestamp: DateTime<Utc>,
+}
+
+// ------------------------------------------------------------ resume
+
+/// What changed in a room after a version, as it is now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangesDto {
+    /// The version this answer brings you up to: the room's, or with
+    /// `has_more` the version of the last message included (ask again from it).
+    pub version: u64,
+    /// The room as it is now.
+    pub room: RoomDto,
+    /// Messages sent, edited, deleted or reacted to after `since`, as they
+    /// are now (deleted ones included), ascending by seq.
+    pub messages: Vec<MessageDto>,
+    /// Members who joined or changed role after `since`, in join order.
+    pub members: Vec<MemberDto>,
+    /// Users who left or were removed after `since` and are not members now.
+    pub left_member_ids: Vec<Uuid>,
+    /// Whether more changed messages remain after `version`.
+    pub has_more: bool,
 }

@@ -121,6 +121,11 @@ impl ApiError {
     pub fn code(&self) -> &str {
         &self.body.code
     }
+
+    /// The body, as REST answers it and WebSocket `error` frames carry it.
+    pub fn body(&self) -> &ErrorBody {
+        &self.body
+    }
 }
 
 impl fmt::Display for ApiError {

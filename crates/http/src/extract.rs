@@ -89,6 +89,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         std::str::from_utf8(bytes).map_err(|_| ApiError::bad_json("Body is not valid UTF-8"))?;
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| ApiError::bad_json(format!("Malformed JSON: {e}")))?;
+    from_value(value)
+}
+
+/// Reads a parsed JSON object into `T`, naming the bad field on failure.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(ApiError::field("body", "must be a JSON object"));
     }

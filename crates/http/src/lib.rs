@@ -12,6 +12,7 @@ mod error;
 mod extract;
 mod openapi;
 mod routes;
+pub mod ws;
 
 use actix_web::web;
 use chat_app::App;
@@ -24,12 +25,16 @@ pub use openapi::ApiDoc;
 pub struct HttpSettings {
     /// The largest JSON body accepted, in bytes (413 beyond).
     pub json_limit: usize,
+    /// Frames a WebSocket connection may have waiting to be written before
+    /// it is closed as too slow (1013).
+    pub ws_queue: usize,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             json_limit: 64 * 1024,
+            ws_queue: 1024,
         }
     }
 }
@@ -46,6 +51,25 @@ pub struct State {
     pub app: App,
     pub settings: HttpSettings,
     pub readiness: Vec<std::sync::Arc<dyn Readiness>>,
+    /// The WebSocket hub: who is connected, and the fan-out of events.
+    pub hub: ws::Hub,
+}
+
+impl State {
+    /// A user as others see them, with their presence on this server.
+    pub(crate) fn public_user(&self, user: chat_domain::User) -> dto::PublicUserDto {
+        let online = self.hub.is_online(user.id);
+        dto::PublicUserDto::with_presence(user, online)
+    }
+
+    /// A member as others see them.
+    pub(crate) fn member(&self, m: chat_ports::MemberView) -> dto::MemberDto {
+        dto::MemberDto {
+            role: m.membership.role.into(),
+            joined_at: m.membership.joined_at,
+            user: self.public_user(m.user),
+        }
+    }
 }
 
 /// Mounts every route on an actix `App`:

@@ -29,10 +29,12 @@ use crate::routes;
         routes::list_members, routes::add_member, routes::kick_member, routes::set_role,
         routes::ban_user, routes::unban_user,
         routes::send_message, routes::history, routes::mark_read,
+        routes::room_changes,
     ),
     components(schemas(
         ErrorBody, UserDto, PublicUserDto, TokenDto, RoomDto, MyRoomDto, MemberDto, MessageDto,
         SenderDto, ReactionDto, AttachmentDto, HistoryDto, HealthDto, RoomKindDto, RoleDto, MessageKindDto,
+        ChangesDto,
     )),
     modifiers(&BearerAuth),
     tags(

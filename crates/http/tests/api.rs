@@ -7,6 +7,8 @@ mod support;
 
 #[path = "api/auth.rs"]
 mod auth;
+#[path = "api/changes.rs"]
+mod changes;
 #[path = "api/dms.rs"]
 mod dms;
 #[path = "api/members.rs"]

@@ -10,8 +10,9 @@ use std::time::Duration;
 use actix_web::{App as ActixApp, HttpServer, dev::Server, middleware};
 use chat_app::{App, Deps};
 use chat_auth::{BcryptHasher, JwtTokens, secret_from_config};
+use chat_bus_local::LocalBus;
 use chat_http::Readiness;
-use chat_ports::{Event, EventBus, StoreError, Stores, SystemClock, V7Ids};
+use chat_ports::{EventBus, StoreError, Stores, SystemClock, V7Ids};
 use chat_store_memory::MemoryStore;
 use chat_store_postgres::{PgConfig, PgStore, redact_url};
 use futures_util::future::BoxFuture;
@@ -40,15 +41,6 @@ pub enum StartError {
     },
 }
 
-/// Where events go until the real-time gateway subscribes to them: nowhere.
-/// Nothing can listen yet (no WebSocket), so dropping them loses nothing.
-struct NoSubscribers;
-
-#[async_trait::async_trait]
-impl EventBus for NoSubscribers {
-    async fn publish(&self, _event: Event) {}
-}
-
 /// A server ready to run, and the port it listens on.
 pub struct Application {
     server: Server,
@@ -66,6 +58,8 @@ impl Application {
             tracing::warn!("{w}");
         }
         let (stores, readiness) = open_store(settings).await?;
+        let bus = Arc::new(LocalBus::new());
+        let hub = chat_http::ws::Hub::start(bus.subscribe());
         let app = App::new(Deps {
             stores,
             hasher: Arc::new(BcryptHasher::new(settings.auth.bcrypt_cost)),
@@ -76,15 +70,17 @@ impl Application {
             )),
             clock: Arc::new(SystemClock),
             ids: Arc::new(V7Ids),
-            events: Arc::new(NoSubscribers),
+            events: bus,
             admins: settings.auth.admins.clone(),
         });
         let state = chat_http::State {
             app,
             settings: chat_http::HttpSettings {
                 json_limit: settings.http.json_limit,
+                ws_queue: settings.http.ws_queue,
             },
             readiness,
+            hub,
         };
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {

@@ -94,6 +94,8 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpLimits {
     pub json_limit: usize,
+    /// Frames a WebSocket connection may have queued before it is closed as too slow.
+    pub ws_queue: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

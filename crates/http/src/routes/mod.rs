@@ -2,6 +2,7 @@
 //! values, calls one use case and returns a DTO.
 
 mod auth;
+mod changes;
 mod messages;
 mod rooms;
 mod users;
@@ -13,6 +14,7 @@ use crate::dto::HealthDto;
 use crate::{ApiDoc, ApiError, State};
 
 pub use auth::*;
+pub use changes::*;
 pub use messages::*;
 pub use rooms::*;
 pub use users::*;
@@ -26,6 +28,7 @@ pub fn service(cfg: &mut web::ServiceConfig) {
 /// Routes under `/api/v1`.
 pub fn api(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(openapi))
+        .route("/ws", web::get().to(crate::ws::gateway))
         .route("/auth/register", web::post().to(register))
         .route("/auth/login", web::post().to(login))
         .route("/auth/refresh", web::post().to(refresh))
@@ -60,6 +63,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .route("/rooms/{id}/bans/{user_id}", web::delete().to(unban_user))
         .route("/rooms/{id}/messages", web::post().to(send_message))
         .route("/rooms/{id}/messages", web::get().to(history))
+        .route("/rooms/{id}/changes", web::get().to(room_changes))
         .route("/rooms/{id}/read", web::post().to(mark_read));
 }
 

@@ -231,7 +231,7 @@ pub async fn list_members(
     let id = room_id(&id)?;
     let req = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let members = state.app.rooms.members(auth.user(), id, &req).await?;
-    Ok(web::Json(PageDto::from_page(members, Into::into)))
+    Ok(web::Json(PageDto::from_page(members, |m| state.member(m))))
 }
 
 /// Add a user as a member: owner or admin.
@@ -252,7 +252,7 @@ pub async fn add_member(
         .rooms
         .add_member(auth.user(), id, UserId(body.0.user_id))
         .await?;
-    Ok(HttpResponse::Created().json(MemberDto::from(m)))
+    Ok(HttpResponse::Created().json(state.member(m)))
 }
 
 /// Kick a member of lower role (an admin kicks members, the owner anyone
@@ -291,7 +291,7 @@ pub async fn set_role(
         .rooms
         .set_role(auth.user(), room, user, role)
         .await?;
-    Ok(web::Json(m.into()))
+    Ok(web::Json(state.member(m)))
 }
 
 /// Ban a user: removes them if they are in, and keeps them out until

@@ -62,7 +62,9 @@ pub async fn search_users(
     let text = search_text(q.q.as_deref())?;
     let req = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let found = state.app.users.search(text, &req).await?;
-    Ok(web::Json(PageDto::from_page(found, Into::into)))
+    Ok(web::Json(PageDto::from_page(found, |u| {
+        state.public_user(u)
+    })))
 }
 
 /// Anyone, by id.
@@ -75,7 +77,7 @@ pub async fn get_user(
     id: web::Path<String>,
 ) -> Result<web::Json<PublicUserDto>, ApiError> {
     let id = UserId(path_id("id", &id)?);
-    Ok(web::Json(state.app.users.get(id).await?.into()))
+    Ok(web::Json(state.public_user(state.app.users.get(id).await?)))
 }
 
 /// Block a user: neither of you can open or write in a direct room with the
@@ -117,5 +119,7 @@ pub async fn blocks(
 ) -> Result<web::Json<PageDto<PublicUserDto>>, ApiError> {
     let req = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let found = state.app.users.blocks(auth.user(), &req).await?;
-    Ok(web::Json(PageDto::from_page(found, Into::into)))
+    Ok(web::Json(PageDto::from_page(found, |u| {
+        state.public_user(u)
+    })))
 }

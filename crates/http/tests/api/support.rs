@@ -74,6 +74,8 @@ impl Api {
     pub async fn with(o: Options) -> Self {
         // The test binary's root says which store the suite runs on.
         let (stores, guard) = crate::fresh_stores().await;
+        let bus = Arc::new(RecordingBus::default());
+        let hub = chat_http::ws::Hub::start(chat_ports::EventBus::subscribe(&*bus));
         let state = chat_http::State {
             app: chat_app::App::new(chat_app::Deps {
                 stores,
@@ -85,11 +87,12 @@ impl Api {
                 )),
                 clock: o.clock,
                 ids: Arc::new(V7Ids),
-                events: Arc::new(RecordingBus::default()),
+                events: bus,
                 admins: vec!["root".into()],
             }),
             settings: Default::default(),
             readiness: o.readiness,
+            hub,
         };
         let svc = Rc::new(
             test::init_service(actix_web::App::new().configure(chat_http::configure(state))).await,

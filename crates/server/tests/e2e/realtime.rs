@@ -1,0 +1,579 @@
+//! The WebSocket gateway, as clients meet it.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// The seqs of the `message:new` frames among `frames`.
+fn seqs(frames: &[Value]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "message:new")
+        .map(|f| f["payload"]["message"]["seq"].as_u64().unwrap())
+        .collect()
+}
+
+both!(two_users_chat, |store| async move {
+    let s = Server::start(store).await;
+    let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+    let room = s.room(&alice, "public").await;
+    s.join(&bob, &room).await;
+    let mut a = s.connect(&alice.token).await;
+    let mut b = s.connect(&bob.token).await;
+
+    a.send(
+        "message:send",
+        json!({"room_id": room, "content": "hi bob", "client_msg_id": "k1"}),
+        Some("r1"),
+    )
+    .await;
+    let ack = a.next_of("ack").await;
+    assert_eq!(ack["ref"], "r1");
+    assert_eq!(ack["payload"]["message"]["seq"], 1);
+    for c in [&mut a, &mut b] {
+        let m = c.next_of("message:new").await;
+        assert_eq!(m["payload"]["message"]["content"], "hi bob");
+        assert_eq!(m["payload"]["room_id"], room.as_str());
+        assert_eq!(
+            m["payload"]["version"], 3,
+            "created 1, bob joined 2, message 3"
+        );
+    }
+    // A message sent over REST reaches both sockets too.
+    s.send(&bob, &room, "hello alice").await;
+    for c in [&mut a, &mut b] {
+        let m = c.next_of("message:new").await;
+        assert_eq!(m["payload"]["message"]["seq"], 2);
+        assert_eq!(m["payload"]["message"]["sender"]["username"], "bob");
+    }
+});
+
+both!(every_device_gets_every_event, |store| async move {
+    let s = Server::start(store).await;
+    let (alice, carol) = (s.user("alice").await, s.user("carol").await);
+    let room = s.room(&alice, "public").await;
+    s.join(&carol, &room).await;
+    let phone = s.login("carol").await;
+    let mut laptop = s.connect(&carol.token).await;
+    let mut mobile = s.connect(&phone).await;
+    s.send(&alice, &room, "one").await;
+    laptop
+        .send(
+            "message:send",
+            json!({"room_id": room, "content": "two"}),
+            None,
+        )
+        .await;
+    for c in [&mut laptop, &mut mobile] {
+        let got: Vec<Value> = vec![
+            c.next_of("message:new").await,
+            c.next_of("message:new").await,
+        ];
+        assert_eq!(seqs(&got), vec![1, 2]);
+    }
+});
+
+both!(
+    a_non_member_hears_nothing_of_a_private_room,
+    |store| async move {
+        let s = Server::start(store).await;
+        let (alice, eve) = (s.user("alice").await, s.user("eve").await);
+        let room = s.room(&alice, "private").await;
+        let mut e = s.connect(&eve.token).await;
+        s.send(&alice, &room, "secret").await;
+        let heard = e.drain().await;
+        assert!(
+            heard.iter().all(|f| f["type"] != "message:new"),
+            "{heard:?}"
+        );
+        // Nor may eve type there: the room does not exist for her.
+        e.send("typing", json!({"room_id": room}), Some("t")).await;
+        let err = e.next_of("error").await;
+        assert_eq!(err["payload"]["code"], "not_found");
+        assert_eq!(err["ref"], "t");
+    }
+);
+
+both!(a_kick_stops_delivery_at_once, |store| async move {
+    let s = Server::start(store).await;
+    let (owner, bob) = (s.user("owner").await, s.user("bob").await);
+    let room = s.room(&owner, "public").await;
+    s.join(&bob, &room).await;
+    let mut b = s.connect(&bob.token).await;
+    s.send(&owner, &room, "before").await;
+    assert_eq!(
+        b.next_of("message:new").await["payload"]["message"]["content"],
+        "before"
+    );
+    s.ok(
+        "DELETE",
+        &format!("/api/v1/rooms/{room}/members/{}", bob.id),
+        &owner.token,
+        None,
+    )
+    .await;
+    let left = b.next_of("member:left").await;
+    assert_eq!(left["payload"]["user_id"], bob.id.as_str());
+    s.send(&owner, &room, "after").await;
+    let heard = b.drain().await;
+    assert!(
+        heard.iter().all(|f| f["type"] != "message:new"),
+        "nothing after member:left, not even the kick's system message: {heard:?}"
+    );
+});
+
+both!(
+    joining_over_the_socket_starts_delivery,
+    |store| async move {
+        let s = Server::start(store).await;
+        let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+        let room = s.room(&alice, "public").await;
+        let mut a = s.connect(&alice.token).await;
+        let mut b = s.connect(&bob.token).await;
+        b.send("room:join", json!({"room_id": room}), Some("j"))
+            .await;
+        let ack = b.next_of("ack").await;
+        assert_eq!(ack["payload"]["room"]["member_count"], 2);
+        let joined = a.next_of("member:joined").await;
+        assert_eq!(joined["payload"]["user"]["username"], "bob");
+        assert_eq!(joined["payload"]["version"], 2);
+        s.send(&alice, &room, "welcome").await;
+        assert_eq!(
+            b.next_of("message:new").await["payload"]["message"]["content"],
+            "welcome"
+        );
+    }
+);
+
+both!(logout_closes_the_socket, |store| async move {
+    let s = Server::start(store).await;
+    let alice = s.user("alice").await;
+    let mut a = s.connect(&alice.token).await;
+    s.ok("POST", "/api/v1/auth/logout", &alice.token, None)
+        .await;
+    assert_eq!(a.closed().await, Ended::Closed(Some(1008)));
+});
+
+both!(
+    a_bad_token_is_refused_before_the_upgrade,
+    |store| async move {
+        let s = Server::start(store).await;
+        for token in ["", "garbage"] {
+            let url = format!("ws://127.0.0.1:{}/api/v1/ws?token={token}", s.port);
+            match tokio_tungstenite::connect_async(url).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                    assert_eq!(res.status(), 401)
+                }
+                other => panic!("expected 401, got {:?}", other.map(|_| ())),
+            }
+        }
+    }
+);
+
+both!(
+    concurrent_senders_arrive_complete_and_in_order,
+    |store| async move {
+        let s = std::sync::Arc::new(Server::start(store).await);
+        let owner = s.user("owner").await;
+        let room = s.room(&owner, "public").await;
+        let mut senders = Vec::new();
+        for i in 0..10 {
+            let u = s.user(&format!("sender{i}")).await;
+            s.join(&u, &room).await;
+            senders.push(u);
+        }
+        let mut receivers = Vec::new();
+        for i in 0..3 {
+            let u = s.user(&format!("reader{i}")).await;
+            s.join(&u, &room).await;
+            receivers.push(s.connect(&u.token).await);
+        }
+        let tasks: Vec<_> = senders
+            .into_iter()
+            .map(|u| {
+                let (s, room) = (s.clone(), room.clone());
+                tokio::spawn(async move {
+                    for n in 0..10 {
+                        s.send(&u, &room, &format!("{} #{n}", u.name)).await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        for r in &mut receivers {
+            let mut got = Vec::new();
+            while got.len() < 100 {
+                got.push(r.next_of("message:new").await);
+            }
+            assert_eq!(
+                seqs(&got),
+                (1..=100).collect::<Vec<u64>>(),
+                "complete and in seq order"
+            );
+            let versions: Vec<u64> = got
+                .iter()
+                .map(|f| f["payload"]["version"].as_u64().unwrap())
+                .collect();
+            assert!(
+                versions.windows(2).all(|w| w[1] == w[0] + 1),
+                "versions run on by one"
+            );
+        }
+    }
+);
+
+both!(a_client_that_does_not_read_is_cut_off, |store| async move {
+    let s = Server::start_with(store, &[("CHAT__HTTP__WS_QUEUE", "8")]).await;
+    let (alice, slow, fast) = (
+        s.user("alice").await,
+        s.user("slow").await,
+        s.user("fast").await,
+    );
+    let room = s.room(&alice, "public").await;
+    s.join(&slow, &room).await;
+    s.join(&fast, &room).await;
+    let mut slowpoke = s.connect_small_buffer(&slow.token).await;
+    let mut reader = s.connect(&fast.token).await;
+    // 16 KB frames, 8 MB in all: more than the server's socket send buffer
+    // (4 MB at most here) and the slow client's pinned receive buffer can
+    // hold, so the server's queue for it backs up.
+    let text = "\u{1F600}".repeat(4000);
+    let count = 500;
+    let reading = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < count {
+            got.push(reader.next_of("message:new").await);
+        }
+        seqs(&got)
+    });
+    for _ in 0..count {
+        s.send(&alice, &room, &text).await;
+    }
+    assert_eq!(
+        reading.await.unwrap(),
+        (1..=count as u64).collect::<Vec<u64>>()
+    );
+    // Only now does the slow client read: what was buffered, then 1013.
+    assert_eq!(slowpoke.closed().await, Ended::Closed(Some(1013)));
+});
+
+both!(an_oversize_frame_closes_with_1009, |store| async move {
+    let s = Server::start(store).await;
+    let alice = s.user("alice").await;
+    let mut a = s.connect(&alice.token).await;
+    a.send_raw(&"x".repeat(70 * 1024)).await;
+    assert_eq!(a.closed().await, Ended::Closed(Some(1009)));
+});
+
+both!(
+    a_bad_frame_gets_an_error_and_the_socket_stays,
+    |store| async move {
+        let s = Server::start(store).await;
+        let alice = s.user("alice").await;
+        let mut a = s.connect(&alice.token).await;
+        a.send_raw("this is not json").await;
+        assert_eq!(a.next_of("error").await["payload"]["code"], "bad_json");
+        a.send("dance", json!({}), Some("d")).await;
+        let e = a.next_of("error").await;
+        assert_eq!(
+            (e["payload"]["code"].as_str(), e["ref"].as_str()),
+            (Some("unknown_type"), Some("d"))
+        );
+        a.send("message:send", json!({"content": "no room"}), Some("m"))
+            .await;
+        let e = a.next_of("error").await;
+        assert_eq!(e["payload"]["code"], "validation");
+        assert!(e["payload"]["fields"]["room_id"].is_string(), "{e}");
+        a.send("ping", json!({}), Some("p")).await;
+        let pong = a.next_of("pong").await;
+        assert_eq!(pong["ref"], "p");
+    }
+);
+
+both!(typing_reaches_others_not_oneself, |store| async move {
+    let s = Server::start(store).await;
+    let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+    let room = s.room(&alice, "public").await;
+    s.join(&bob, &room).await;
+    let mut a = s.connect(&alice.token).await;
+    let mut b = s.connect(&bob.token).await;
+    b.send("typing", json!({"room_id": room}), None).await;
+    let t = a.next_of("typing").await;
+    assert_eq!(t["payload"]["user"]["username"], "bob");
+    assert_eq!(t["payload"]["room_id"], room.as_str());
+    // Throttled: a second notice right away is not announced again.
+    b.send("typing", json!({"room_id": room}), None).await;
+    let later = a.drain().await;
+    assert!(later.iter().all(|f| f["type"] != "typing"), "{later:?}");
+    let own = b.drain().await;
+    assert!(
+        own.iter().all(|f| f["type"] != "typing"),
+        "nobody gets their own typing"
+    );
+});
+
+both!(
+    presence_follows_the_first_and_last_connection,
+    |store| async move {
+        let s = Server::start(store).await;
+        let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+        let room = s.room(&alice, "public").await;
+        s.join(&bob, &room).await;
+        let mut a = s.connect(&alice.token).await;
+        let b1 = s.connect(&bob.token).await;
+        let on = a.next_of("presence").await;
+        assert_eq!(
+            (
+                on["payload"]["user_id"].as_str(),
+                on["payload"]["presence"].as_str()
+            ),
+            (Some(bob.id.as_str()), Some("online"))
+        );
+        let (_, u) = s
+            .call(
+                "GET",
+                &format!("/api/v1/users/{}", bob.id),
+                Some(&alice.token),
+                None,
+            )
+            .await;
+        assert_eq!(u["presence"], "online");
+        let b2 = s.connect(&bob.token).await;
+        drop(b1);
+        let quiet = a.drain().await;
+        assert!(
+            quiet.iter().all(|f| f["type"] != "presence"),
+            "bob still has a connection: {quiet:?}"
+        );
+        drop(b2);
+        let off = a.next_of("presence").await;
+        assert_eq!(off["payload"]["presence"], "offline");
+        assert!(off["payload"]["last_seen_at"].is_string());
+        let (_, u) = s
+            .call(
+                "GET",
+                &format!("/api/v1/users/{}", bob.id),
+                Some(&alice.token),
+                None,
+            )
+            .await;
+        assert_eq!(u["presence"], "offline");
+        assert_eq!(u["last_seen_at"], off["payload"]["last_seen_at"]);
+    }
+);
+
+both!(
+    read_markers_reach_the_room_and_ones_other_devices,
+    |store| async move {
+        let s = Server::start(store).await;
+        let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+        let room = s.room(&alice, "public").await;
+        s.join(&bob, &room).await;
+        s.send(&alice, &room, "one").await;
+        s.send(&alice, &room, "two").await;
+        let mut a = s.connect(&alice.token).await;
+        let second = s.login("bob").await;
+        let mut b = s.connect(&bob.token).await;
+        let mut b2 = s.connect(&second).await;
+        b.send("read", json!({"room_id": room, "seq": 2}), None)
+            .await;
+        for c in [&mut a, &mut b2] {
+            let r = c.next_of("read").await;
+            assert_eq!(
+                (
+                    r["payload"]["user_id"].as_str(),
+                    r["payload"]["seq"].as_u64()
+                ),
+                (Some(bob.id.as_str()), Some(2))
+            );
+        }
+        b.send("read", json!({"room_id": room, "seq": 9}), Some("past"))
+            .await;
+        let e = b.next_of("error").await;
+        assert_eq!(
+            (e["payload"]["code"].as_str(), e["ref"].as_str()),
+            (Some("validation"), Some("past"))
+        );
+        b.send("delivered", json!({"room_id": room, "seq": 2}), Some("d"))
+            .await;
+        let after = b.drain().await;
+        assert!(
+            after.iter().all(|f| f["type"] != "error"),
+            "delivered has no reply: {after:?}"
+        );
+    }
+);
+
+both!(rooms_created_with_me_reach_me_live, |store| async move {
+    let s = Server::start(store).await;
+    let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+    let mut b = s.connect(&bob.token).await;
+    let r = s
+        .ok(
+            "POST",
+            "/api/v1/rooms",
+            &alice.token,
+            Some(json!({"name": "group", "kind": "private", "member_ids": [bob.id]})),
+        )
+        .await;
+    let room = r["id"].as_str().unwrap();
+    let upd = b.next_of("room:updated").await;
+    assert_eq!(upd["payload"]["room"]["id"], room);
+    s.send(&alice, room, "hi group").await;
+    assert_eq!(
+        b.next_of("message:new").await["payload"]["message"]["content"],
+        "hi group"
+    );
+    s.ok(
+        "DELETE",
+        &format!("/api/v1/rooms/{room}"),
+        &alice.token,
+        None,
+    )
+    .await;
+    let gone = b.next_of("room:deleted").await;
+    assert_eq!(gone["payload"]["room_id"], room);
+});
+
+/// What a client keeps of a room: its messages by seq and its members by id.
+#[derive(Debug, PartialEq)]
+struct Copy {
+    room: Value,
+    messages: std::collections::BTreeMap<u64, Value>,
+    members: std::collections::BTreeMap<String, Value>,
+}
+
+impl Copy {
+    /// A fresh read of everything: what a client that never left would hold.
+    async fn read(s: &Server, who: &User, room: &str) -> Self {
+        let room_v = s
+            .ok("GET", &format!("/api/v1/rooms/{room}"), &who.token, None)
+            .await;
+        let h = s
+            .ok(
+                "GET",
+                &format!("/api/v1/rooms/{room}/messages?limit=100"),
+                &who.token,
+                None,
+            )
+            .await;
+        let m = s
+            .ok(
+                "GET",
+                &format!("/api/v1/rooms/{room}/members?limit=100"),
+                &who.token,
+                None,
+            )
+            .await;
+        Self {
+            room: room_v,
+            messages: h["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["seq"].as_u64().unwrap(), m.clone()))
+                .collect(),
+            members: m["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["user"]["id"].as_str().unwrap().to_owned(),
+                        strip_presence(m.clone()),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Applies one `changes` answer; the version it is complete up to.
+    fn apply(&mut self, c: &Value) -> u64 {
+        self.room = c["room"].clone();
+        for m in c["messages"].as_array().unwrap() {
+            self.messages.insert(m["seq"].as_u64().unwrap(), m.clone());
+        }
+        for m in c["members"].as_array().unwrap() {
+            self.members.insert(
+                m["user"]["id"].as_str().unwrap().to_owned(),
+                strip_presence(m.clone()),
+            );
+        }
+        for id in c["left_member_ids"].as_array().unwrap() {
+            self.members.remove(id.as_str().unwrap());
+        }
+        c["version"].as_u64().unwrap()
+    }
+}
+
+/// Presence (and when a user was last seen) is live state, not room state:
+/// leave it out of comparisons.
+fn strip_presence(mut member: Value) -> Value {
+    member["user"]["presence"] = Value::Null;
+    member["user"]["last_seen_at"] = Value::Null;
+    member
+}
+
+both!(
+    a_client_back_from_away_catches_up_exactly,
+    |store| async move {
+        let s = Server::start(store).await;
+        let (alice, bob, carol, dave) = (
+            s.user("alice").await,
+            s.user("bob").await,
+            s.user("carol").await,
+            s.user("dave").await,
+        );
+        let room = s.room(&alice, "public").await;
+        s.join(&bob, &room).await;
+        s.join(&carol, &room).await;
+        s.send(&alice, &room, "before").await;
+        // Bob holds a copy and its version, then goes away.
+        let b = s.connect(&bob.token).await;
+        let mut copy = Copy::read(&s, &bob, &room).await;
+        let mut version = copy.room["version"].as_u64().unwrap();
+        drop(b);
+        // While he is away: messages, a kick of someone else, a join, a role change.
+        for i in 0..5 {
+            s.send(&alice, &room, &format!("missed {i}")).await;
+        }
+        s.ok(
+            "DELETE",
+            &format!("/api/v1/rooms/{room}/members/{}", carol.id),
+            &alice.token,
+            None,
+        )
+        .await;
+        s.join(&dave, &room).await;
+        s.ok(
+            "PUT",
+            &format!("/api/v1/rooms/{room}/members/{}/role", dave.id),
+            &alice.token,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+        s.send(&dave, &room, "hello as admin").await;
+        // Back: catch up in small pages.
+        loop {
+            let c = s
+                .ok(
+                    "GET",
+                    &format!("/api/v1/rooms/{room}/changes?since={version}&limit=3"),
+                    &bob.token,
+                    None,
+                )
+                .await;
+            version = copy.apply(&c);
+            if !c["has_more"].as_bool().unwrap() {
+                break;
+            }
+        }
+        let fresh = Copy::read(&s, &bob, &room).await;
+        assert_eq!(version, fresh.room["version"].as_u64().unwrap());
+        assert_eq!(copy, fresh, "exactly the state of a client that never left");
+        assert!(!copy.members.contains_key(&carol.id));
+        assert_eq!(copy.members[&dave.id]["role"], "admin");
+    }
+);
