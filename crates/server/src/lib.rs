@@ -100,6 +100,15 @@ impl Application {
                 )
                 .configure(chat_http::configure(state.clone()))
         })
+        // Chat frames are small and latency matters more than packet count:
+        // without TCP_NODELAY an ack can wait on Nagle for the client's next frame.
+        .on_connect(|conn, _| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
+                && let Err(e) = tcp.set_nodelay(true)
+            {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        })
         .workers(settings.server.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
         }))
