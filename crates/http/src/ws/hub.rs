@@ -364,6 +364,12 @@ impl State {
             let Some(e) = order.early.remove(&next) else {
                 if order.early.is_empty() {
                     order.waiting_since = None;
+                    // Nobody here listens to the room and nothing waits: its
+                    // order starts afresh from the next event, so the table
+                    // stays as small as the set of rooms with listeners.
+                    if !self.rooms.contains_key(&room) {
+                        self.order.remove(&room);
+                    }
                 }
                 return;
             };
@@ -493,5 +499,84 @@ impl State {
         for id in gone {
             self.drop_conn(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_domain::Role;
+    use uuid::Uuid;
+
+    /// A bus subscription fed by the test.
+    struct Feed(mpsc::UnboundedReceiver<Event>);
+
+    #[async_trait::async_trait]
+    impl EventStream for Feed {
+        async fn next(&mut self) -> Option<Event> {
+            self.0.recv().await
+        }
+    }
+
+    /// A counted event of the room (another member's role changes).
+    fn counted(room: RoomId, version: u64) -> Event {
+        Event::MemberUpdated {
+            room_id: room,
+            user_id: UserId(Uuid::from_u128(99)),
+            role: Role::Member,
+            version,
+        }
+    }
+
+    fn version_of(frame: &ByteString) -> u64 {
+        let v: serde_json::Value = serde_json::from_str(frame).unwrap();
+        v["payload"]["version"].as_u64().unwrap()
+    }
+
+    async fn listener() -> (
+        Hub,
+        mpsc::UnboundedSender<Event>,
+        mpsc::Receiver<ByteString>,
+        RoomId,
+    ) {
+        let (feed, rx) = mpsc::unbounded_channel();
+        let hub = Hub::start(Box::new(Feed(rx)));
+        let (out, queue) = mpsc::channel(16);
+        let user = UserId(Uuid::from_u128(1));
+        let room = RoomId(Uuid::from_u128(7));
+        hub.connect(Conn {
+            id: hub.next_id(),
+            user,
+            session: SessionId(Uuid::from_u128(2)),
+            out,
+            closer: Arc::default(),
+        });
+        hub.set_rooms(user, vec![room]);
+        (hub, feed, queue, room)
+    }
+
+    #[tokio::test]
+    async fn a_rooms_events_are_delivered_in_version_order() {
+        let (_hub, feed, mut queue, room) = listener().await;
+        for v in [10, 12, 11, 13] {
+            feed.send(counted(room, v)).unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(version_of(&queue.recv().await.unwrap()));
+        }
+        assert_eq!(got, vec![10, 11, 12, 13]);
+    }
+
+    #[tokio::test]
+    async fn a_gap_that_does_not_fill_is_given_up_on() {
+        let (hub, feed, mut queue, room) = listener().await;
+        feed.send(counted(room, 1)).unwrap();
+        feed.send(counted(room, 3)).unwrap(); // 2 never comes
+        assert_eq!(version_of(&queue.recv().await.unwrap()), 1);
+        let started = Instant::now();
+        assert_eq!(version_of(&queue.recv().await.unwrap()), 3);
+        assert!(started.elapsed() >= GAP_WAIT / 2, "3 waited for 2 first");
+        assert_eq!(hub.stats.gaps.load(Ordering::Relaxed), 1);
     }
 }
