@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod page;
 pub mod repos;
+pub mod room_ops;
 pub mod system;
 
 #[cfg(feature = "testing")]

@@ -1,10 +1,11 @@
 //! `RoomRepo`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use async_trait::async_trait;
 use chat_domain::{Membership, MessageId, MessageKind, Role, Room, RoomId, RoomKind, UserId};
+use chat_ports::room_ops::{self, RoomFacts};
 use chat_ports::{
     Applied, Changes, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange, RoomOp, RoomRepo,
     StoreError,
@@ -15,12 +16,6 @@ use crate::state::{
     BanRow, MemberRow, RoomState, State, StoredMessage, require_user, time_cursor, time_position,
     to_message,
 };
-
-fn stale() -> StoreError {
-    StoreError::Conflict {
-        what: StoreError::STALE,
-    }
-}
 
 fn count(n: usize) -> Result<u32, StoreError> {
     u32::try_from(n).map_err(|_| StoreError::other("too many members"))
@@ -338,90 +333,43 @@ impl RoomRepo for MemoryStore {
     async fn apply(&self, room: RoomId, ops: &[RoomOp]) -> Result<Applied, StoreError> {
         let mut state = self.lock()?;
         let r = state.rooms.get(&room).ok_or(StoreError::NotFound)?;
-        check(&state, r, ops)?;
+        room_ops::check(
+            &Facts {
+                state: &state,
+                room: r,
+            },
+            ops,
+        )?;
         Ok(commit(&mut state, room, ops))
     }
 }
 
-/// Runs `ops` against an overlay of the room, without changing anything:
-/// `Ok` exactly when [`commit`] will apply every step.
-fn check(state: &State, r: &RoomState, ops: &[RoomOp]) -> Result<(), StoreError> {
-    // What the steps so far changed; everything else is as stored.
-    let mut roles: HashMap<UserId, Option<Role>> = HashMap::new();
-    let mut bans: HashMap<UserId, bool> = HashMap::new();
-    let mut member_count = r.room.member_count;
-    let mut new_messages: HashSet<MessageId> = HashSet::new();
-    let role_of = |roles: &HashMap<UserId, Option<Role>>, user: UserId| {
-        roles.get(&user).copied().unwrap_or_else(|| r.role_of(user))
-    };
-    for (i, op) in ops.iter().enumerate() {
-        match op {
-            RoomOp::ExpectRole { user, role } => {
-                if role_of(&roles, *user) != *role {
-                    return Err(stale());
-                }
-            }
-            RoomOp::ExpectMembers { at_least, at_most } => {
-                if !(*at_least..=*at_most).contains(&member_count) {
-                    return Err(stale());
-                }
-            }
-            RoomOp::ExpectBanned { user, banned } => {
-                let is = bans
-                    .get(user)
-                    .copied()
-                    .unwrap_or_else(|| r.bans.contains_key(user));
-                if is != *banned {
-                    return Err(stale());
-                }
-            }
-            RoomOp::AddMember { user, role, .. } => {
-                require_user(&state.users, *user)?;
-                if role_of(&roles, *user).is_some() {
-                    return Err(stale());
-                }
-                roles.insert(*user, Some(*role));
-                member_count += 1;
-            }
-            RoomOp::RemoveMember { user } => {
-                if role_of(&roles, *user).is_none() {
-                    return Err(stale());
-                }
-                roles.insert(*user, None);
-                member_count = member_count.saturating_sub(1);
-            }
-            RoomOp::SetRole { user, role } => {
-                if role_of(&roles, *user).is_none() {
-                    return Err(stale());
-                }
-                roles.insert(*user, Some(*role));
-            }
-            RoomOp::Ban { user, by, .. } => {
-                require_user(&state.users, *user)?;
-                require_user(&state.users, *by)?;
-                bans.insert(*user, true);
-            }
-            RoomOp::Unban { user } => {
-                bans.insert(*user, false);
-            }
-            RoomOp::Update { .. } => {}
-            RoomOp::SystemMessage { id, sender, .. } => {
-                require_user(&state.users, *sender)?;
-                if state.message_index.contains_key(id) || !new_messages.insert(*id) {
-                    return Err(StoreError::Conflict { what: "id" });
-                }
-            }
-            RoomOp::Delete => {
-                if i + 1 != ops.len() {
-                    return Err(StoreError::other("RoomOp::Delete must be the last step"));
-                }
-            }
-        }
-    }
-    Ok(())
+/// What the shared check of [`chat_ports::room_ops`] needs, read from the
+/// state under its lock.
+struct Facts<'a> {
+    state: &'a State,
+    room: &'a RoomState,
 }
 
-/// Applies `ops`, which [`check`] has passed, to the room.
+impl RoomFacts for Facts<'_> {
+    fn member_count(&self) -> u32 {
+        self.room.room.member_count
+    }
+    fn role_of(&self, user: UserId) -> Option<Role> {
+        self.room.role_of(user)
+    }
+    fn is_banned(&self, user: UserId) -> bool {
+        self.room.bans.contains_key(&user)
+    }
+    fn user_exists(&self, user: UserId) -> bool {
+        self.state.users.contains_key(&user)
+    }
+    fn message_id_taken(&self, id: MessageId) -> bool {
+        self.state.message_index.contains_key(&id)
+    }
+}
+
+/// Applies `ops`, which [`room_ops::check`] has passed, to the room.
 fn commit(state: &mut State, room: RoomId, ops: &[RoomOp]) -> Applied {
     let mut changes = Vec::new();
     for op in ops {

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chat_domain::{Membership, MessageId, MessageKind, Role, Room, RoomId, User, UserId};
+use chat_ports::room_ops::{self, RoomFacts};
 use chat_ports::{
     Applied, Changes, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange, RoomOp, RoomRepo,
     StoreError,
@@ -27,12 +28,6 @@ use crate::schema::{
 };
 use crate::sql::{casefold, coalesce_i64, strpos};
 use crate::{Conn, PgStore};
-
-fn stale() -> StoreError {
-    StoreError::Conflict {
-        what: StoreError::STALE,
-    }
-}
 
 fn count(n: usize) -> Result<i32, StoreError> {
     i32::try_from(n).map_err(|_| StoreError::other("too many members"))
@@ -481,6 +476,8 @@ async fn changes_in(
 /// facts about every user and message id the steps name.
 #[derive(Default)]
 struct Facts {
+    /// Members in the room now.
+    member_count: u32,
     /// Roles of the named users who are members now.
     roles: HashMap<Uuid, Role>,
     /// The named users who are banned now.
@@ -560,85 +557,22 @@ impl Facts {
     }
 }
 
-/// Runs the steps against an overlay of the facts, changing nothing: `Ok`
-/// exactly when [`commit`] will apply every step. The memory store's check,
-/// step for step.
-fn check(room: &RoomRow, facts: &Facts, ops: &[RoomOp]) -> Result<(), StoreError> {
-    let mut roles: HashMap<UserId, Option<Role>> = HashMap::new();
-    let mut bans: HashMap<UserId, bool> = HashMap::new();
-    let mut member_count = u32::try_from(room.member_count).unwrap_or(0);
-    let mut new_messages: HashSet<MessageId> = HashSet::new();
-    let role_of = |roles: &HashMap<UserId, Option<Role>>, user: UserId| {
-        roles
-            .get(&user)
-            .copied()
-            .unwrap_or_else(|| facts.roles.get(&user.0).copied())
-    };
-    for (i, op) in ops.iter().enumerate() {
-        match op {
-            RoomOp::ExpectRole { user, role } => {
-                if role_of(&roles, *user) != *role {
-                    return Err(stale());
-                }
-            }
-            RoomOp::ExpectMembers { at_least, at_most } => {
-                if !(*at_least..=*at_most).contains(&member_count) {
-                    return Err(stale());
-                }
-            }
-            RoomOp::ExpectBanned { user, banned } => {
-                let is = bans
-                    .get(user)
-                    .copied()
-                    .unwrap_or_else(|| facts.banned.contains(&user.0));
-                if is != *banned {
-                    return Err(stale());
-                }
-            }
-            RoomOp::AddMember { user, role, .. } => {
-                facts.require_user(*user)?;
-                if role_of(&roles, *user).is_some() {
-                    return Err(stale());
-                }
-                roles.insert(*user, Some(*role));
-                member_count += 1;
-            }
-            RoomOp::RemoveMember { user } => {
-                if role_of(&roles, *user).is_none() {
-                    return Err(stale());
-                }
-                roles.insert(*user, None);
-                member_count = member_count.saturating_sub(1);
-            }
-            RoomOp::SetRole { user, role } => {
-                if role_of(&roles, *user).is_none() {
-                    return Err(stale());
-                }
-                roles.insert(*user, Some(*role));
-            }
-            RoomOp::Ban { user, by, .. } => {
-                facts.require_user(*user)?;
-                facts.require_user(*by)?;
-                bans.insert(*user, true);
-            }
-            RoomOp::Unban { user } => {
-                bans.insert(*user, false);
-            }
-            RoomOp::Update { .. } => {}
-            RoomOp::SystemMessage { id, sender, .. } => {
-                facts.require_user(*sender)?;
-                if facts.taken_ids.contains(&id.0) || !new_messages.insert(*id) {
-                    return Err(StoreError::Conflict { what: "id" });
-                }
-            }
-            RoomOp::Delete => {
-                if i + 1 != ops.len() {
-                    return Err(StoreError::other("RoomOp::Delete must be the last step"));
-                }
-            }
-        }
+impl RoomFacts for Facts {
+    fn member_count(&self) -> u32 {
+        self.member_count
     }
-    Ok(())
+    fn role_of(&self, user: UserId) -> Option<Role> {
+        self.roles.get(&user.0).copied()
+    }
+    fn is_banned(&self, user: UserId) -> bool {
+        self.banned.contains(&user.0)
+    }
+    fn user_exists(&self, user: UserId) -> bool {
+        self.users.contains_key(&user.0)
+    }
+    fn message_id_taken(&self, id: MessageId) -> bool {
+        self.taken_ids.contains(&id.0)
+    }
 }
 
 /// One change of the room, in its transaction: lock the room, check every
@@ -654,8 +588,9 @@ async fn apply_in(c: &mut Conn, room: RoomId, ops: &[RoomOp]) -> Result<Applied,
         locked.for_no_key_update().first(c).await.optional()?
     };
     let row = row.ok_or(StoreError::NotFound)?;
-    let facts = Facts::load(c, room, ops).await?;
-    check(&row, &facts, ops)?;
+    let mut facts = Facts::load(c, room, ops).await?;
+    facts.member_count = u32::try_from(row.member_count).unwrap_or(0);
+    room_ops::check(&facts, ops)?;
     commit(c, row, &facts, ops).await
 }
 
