@@ -27,14 +27,15 @@ use std::fmt::Debug;
 use chat_domain::room::direct_pair;
 use chat_domain::{
     ClientMsgId, DisplayName, Email, HistoryQuery, Login, Membership, Message, MessageContent,
-    MessageId, MessageKind, PageLimit, Role, Room, RoomDescription, RoomId, RoomKind, RoomName,
-    SenderInfo, SessionId, Timestamp, User, UserId, Username,
+    MessageId, MessageKind, PageLimit, ReactionSummary, Role, Room, RoomDescription, RoomId,
+    RoomKind, RoomName, SenderInfo, SessionId, Timestamp, User, UserId, Username,
 };
 use uuid::Uuid;
 
 use crate::{
     Appended, Applied, Cursor, History, Markers, MemberView, MyRoom, NewMessage, NewRoom, NewUser,
-    Page, PageRequest, ProfilePatch, RoomChange, RoomOp, Rotation, Session, StoreError, Stores,
+    Page, PageRequest, ProfilePatch, Reacted, RoomChange, RoomOp, Rotation, Session, StoreError,
+    Stores,
 };
 
 // ================================================================ harness
@@ -121,6 +122,11 @@ macro_rules! contract_tests {
             room_changes_pages_reach_the_room_state,
             room_changes_since_current_version,
             room_changes_rejoined_member,
+            message_edit,
+            message_delete,
+            message_react,
+            message_changes_after_edit_delete_react,
+            message_react_concurrent,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -3080,6 +3086,396 @@ pub async fn room_changes_rejoined_member(s: Stores) {
         .unwrap();
     assert_eq!(member_ids(&c.members), vec![b.id]);
     assert_eq!(c.left_member_ids, vec![a.id]);
+}
+
+// ================================================================ edits, deletes, reactions
+
+fn summary(emoji: &str, count: u32, me: bool) -> ReactionSummary {
+    ReactionSummary {
+        emoji: emoji.to_owned(),
+        count,
+        me,
+    }
+}
+
+/// `(emoji, count, me)` of each reaction, in order.
+fn reactions_of(m: &Message) -> Vec<(&str, u32, bool)> {
+    m.reactions
+        .iter()
+        .map(|r| (r.emoji.as_str(), r.count, r.me))
+        .collect()
+}
+
+async fn react(s: &Stores, id: MessageId, user: UserId, emoji: &str, add: bool, t: i64) -> Reacted {
+    s.messages
+        .react(id, user, emoji, add, at(t))
+        .await
+        .unwrap()
+        .expect("the message exists and is not deleted")
+}
+
+/// `edit` replaces the content, sets `edited_at`, raises the room's version
+/// by one and gives it to the message; nothing else moves. No such message:
+/// `None`, nothing raised.
+pub async fn message_edit(s: Stores) {
+    let owner = user(&s, "edna").await;
+    let other = user(&s, "fred").await;
+    let room = group(&s, owner.id, &[other.id]).await;
+    let m1 = send(&s, room.id, owner.id, "first", at(1)).await; // v2
+    let m2 = send(&s, room.id, other.id, "second", at(2)).await; // v3
+    react(&s, m1.id, other.id, "👍", true, 3).await; // v4
+
+    let edited = s
+        .messages
+        .edit(m1.id, &text("  first, fixed  "), at(10), other.id)
+        .await
+        .unwrap()
+        .expect("a live message can be edited");
+    let now = room_now(&s, room.id).await;
+    assert_eq!(now.version, 5);
+    assert_eq!(now.last_seq, 2, "an edit takes no seq");
+    assert_eq!(
+        edited,
+        Message {
+            content: "first, fixed".to_owned(),
+            edited_at: Some(at(10)),
+            version: 5,
+            reactions: vec![summary("👍", 1, true)],
+            ..m1.clone()
+        },
+        "as the viewer sees it, reactions kept"
+    );
+    assert_eq!(
+        s.messages.find(m1.id, other.id).await.unwrap(),
+        Some(edited.clone())
+    );
+    assert_eq!(s.messages.find(m2.id, owner.id).await.unwrap(), Some(m2));
+
+    // Edited again: a new version each time.
+    let again = s
+        .messages
+        .edit(m1.id, &text("third take"), at(11), owner.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.version, again.edited_at), (6, Some(at(11))));
+    assert_eq!(again.content, "third take");
+    assert_eq!(again.reactions, vec![summary("👍", 1, false)]);
+    assert_eq!(latest(&s, room.id, owner.id).await.messages[0], again);
+
+    assert_eq!(
+        s.messages
+            .edit(MessageId(uuid()), &text("x"), at(12), owner.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(room_now(&s, room.id).await.version, 6);
+}
+
+/// `delete` leaves a tombstone: id, seq, sender, times and reply link kept;
+/// no content, no attachment, no reactions; `deleted`; a new version. Twice:
+/// `None`, nothing raised. A tombstone can be neither edited nor reacted to.
+pub async fn message_delete(s: Stores) {
+    let owner = user(&s, "gail").await;
+    let other = user(&s, "hugo").await;
+    let room = group(&s, owner.id, &[other.id]).await;
+    let m1 = send(&s, room.id, owner.id, "doomed", at(1)).await; // v2
+    let mut reply = new_message(room.id, other.id, "a reply", at(2));
+    reply.reply_to = Some(m1.id);
+    let reply = new_one(s.messages.append(&reply).await.unwrap()); // v3
+    react(&s, m1.id, other.id, "👍", true, 3).await; // v4
+    react(&s, m1.id, owner.id, "🎉", true, 4).await; // v5
+    s.messages
+        .edit(m1.id, &text("doomed, edited"), at(5), owner.id)
+        .await
+        .unwrap()
+        .unwrap(); // v6
+
+    let tomb = s
+        .messages
+        .delete(m1.id, other.id)
+        .await
+        .unwrap()
+        .expect("a live message can be deleted");
+    assert_eq!(
+        tomb,
+        Message {
+            content: String::new(),
+            attachment: None,
+            reactions: vec![],
+            edited_at: Some(at(5)),
+            deleted: true,
+            version: 7,
+            ..m1.clone()
+        }
+    );
+    let now = room_now(&s, room.id).await;
+    assert_eq!((now.version, now.last_seq), (7, 2));
+    assert_eq!(
+        s.messages.find(m1.id, owner.id).await.unwrap(),
+        Some(tomb.clone())
+    );
+    let h = latest(&s, room.id, owner.id).await;
+    assert_eq!(seqs(&h), vec![1, 2], "a tombstone keeps its place");
+    assert_eq!(h.messages[0], tomb);
+    assert_eq!(h.messages[1], reply, "a reply keeps its link");
+
+    // Twice, an edit, a reaction either way: nothing, nothing raised.
+    assert_eq!(s.messages.delete(m1.id, owner.id).await.unwrap(), None);
+    assert_eq!(
+        s.messages
+            .edit(m1.id, &text("back"), at(8), owner.id)
+            .await
+            .unwrap(),
+        None
+    );
+    for add in [true, false] {
+        assert_eq!(
+            s.messages
+                .react(m1.id, other.id, "👍", add, at(9))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        s.messages
+            .delete(MessageId(uuid()), owner.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(room_now(&s, room.id).await.version, 7);
+    assert_eq!(s.messages.find(m1.id, owner.id).await.unwrap(), Some(tomb));
+}
+
+/// Reactions: one entry per emoji in the order first used, with count and
+/// the viewer's `me`; every change one version, repeats none; an emoji
+/// that drops to zero leaves, and used again comes last.
+pub async fn message_react(s: Stores) {
+    let owner = user(&s, "ines").await;
+    let a = user(&s, "jack").await;
+    let b = user(&s, "kurt").await;
+    let room = group(&s, owner.id, &[a.id, b.id]).await;
+    let m = send(&s, room.id, owner.id, "react to me", at(1)).await; // v2
+    let other = send(&s, room.id, owner.id, "not me", at(2)).await; // v3
+
+    let r = react(&s, m.id, a.id, "👍", true, 10).await; // v4
+    assert!(r.changed);
+    assert_eq!(r.message.version, 4);
+    assert_eq!(reactions_of(&r.message), vec![("👍", 1, true)]);
+    assert_eq!(r.message.content, "react to me");
+    let r = react(&s, m.id, b.id, ":heart:", true, 11).await; // v5
+    assert_eq!(
+        reactions_of(&r.message),
+        vec![("👍", 1, false), (":heart:", 1, true)]
+    );
+    let r = react(&s, m.id, b.id, "👍", true, 12).await; // v6
+    assert_eq!(
+        reactions_of(&r.message),
+        vec![("👍", 2, true), (":heart:", 1, true)]
+    );
+    assert_eq!(r.message.version, 6);
+    assert_eq!(room_now(&s, room.id).await.version, 6);
+
+    // Repeats change nothing and raise nothing.
+    let r = react(&s, m.id, a.id, "👍", true, 13).await;
+    assert!(!r.changed);
+    assert_eq!(r.message.version, 6);
+    assert_eq!(
+        reactions_of(&r.message),
+        vec![("👍", 2, true), (":heart:", 1, false)]
+    );
+    let r = react(&s, m.id, a.id, ":heart:", false, 14).await;
+    assert!(!r.changed);
+    assert_eq!(room_now(&s, room.id).await.version, 6);
+
+    // Each viewer sees their own `me`, in every read.
+    let seen = |viewer: UserId| {
+        let s = s.clone();
+        async move { s.messages.find(m.id, viewer).await.unwrap().unwrap() }
+    };
+    assert_eq!(
+        reactions_of(&seen(owner.id).await),
+        vec![("👍", 2, false), (":heart:", 1, false)]
+    );
+    assert_eq!(
+        reactions_of(&seen(a.id).await),
+        vec![("👍", 2, true), (":heart:", 1, false)]
+    );
+    assert_eq!(
+        reactions_of(&seen(b.id).await),
+        vec![("👍", 2, true), (":heart:", 1, true)]
+    );
+    let h = latest(&s, room.id, a.id).await;
+    assert_eq!(h.messages[0], seen(a.id).await);
+    assert_eq!(h.messages[1], other, "the other message has none");
+
+    // a's 👍 (at 10) goes: 👍 now dates from b's (at 12), after :heart:
+    // (at 11): the order follows the earliest remaining reaction.
+    let r = react(&s, m.id, a.id, "👍", false, 15).await; // v7
+    assert!(r.changed);
+    assert_eq!(r.message.version, 7);
+    assert_eq!(
+        reactions_of(&r.message),
+        vec![(":heart:", 1, false), ("👍", 1, false)]
+    );
+    // Down to zero: 👍 leaves the list; used again it comes last.
+    let r = react(&s, m.id, b.id, "👍", false, 16).await; // v8
+    assert_eq!(reactions_of(&r.message), vec![(":heart:", 1, true)]);
+    let r = react(&s, m.id, a.id, "🎉", true, 17).await; // v9
+    let r2 = react(&s, m.id, owner.id, "👍", true, 18).await; // v10
+    assert!(r.changed && r2.changed);
+    assert_eq!(
+        reactions_of(&r2.message),
+        vec![(":heart:", 1, false), ("🎉", 1, false), ("👍", 1, true)]
+    );
+    assert_eq!(r2.message.version, 10);
+    assert_eq!(room_now(&s, room.id).await.version, 10);
+    assert_eq!(
+        room_now(&s, room.id).await.last_seq,
+        2,
+        "reactions take no seq"
+    );
+    assert_eq!(s.messages.find(other.id, a.id).await.unwrap(), Some(other));
+
+    assert!(
+        s.messages
+            .react(MessageId(uuid()), a.id, "👍", true, at(19))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(room_now(&s, room.id).await.version, 10);
+}
+
+/// `RoomRepo::changes` hands out edited, reacted and deleted messages (a
+/// tombstone included) by their new versions, and nothing for a change
+/// that changed nothing.
+pub async fn message_changes_after_edit_delete_react(s: Stores) {
+    let owner = user(&s, "lena").await;
+    let other = user(&s, "mike").await;
+    let room = group(&s, owner.id, &[other.id]).await;
+    let m1 = send(&s, room.id, owner.id, "one", at(1)).await; // v2
+    let m2 = send(&s, room.id, owner.id, "two", at(2)).await; // v3
+    let m3 = send(&s, room.id, owner.id, "three", at(3)).await; // v4
+    let m4 = send(&s, room.id, owner.id, "four", at(4)).await; // v5
+    let since = room_now(&s, room.id).await.version;
+    assert_eq!(since, 5);
+
+    s.messages.delete(m3.id, owner.id).await.unwrap().unwrap(); // v6
+    react(&s, m2.id, other.id, "👍", true, 5).await; // v7
+    s.messages
+        .edit(m1.id, &text("one, edited"), at(6), owner.id)
+        .await
+        .unwrap()
+        .unwrap(); // v8
+    // Nothing changes: no version.
+    react(&s, m2.id, other.id, "👍", true, 7).await;
+    assert_eq!(s.messages.delete(m3.id, owner.id).await.unwrap(), None);
+
+    let ch = s
+        .rooms
+        .changes(room.id, since, 100, other.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ch.version, ch.has_more), (8, false));
+    assert_eq!(ch.room.version, 8);
+    let got: Vec<(MessageId, u64, bool, &str)> = ch
+        .messages
+        .iter()
+        .map(|m| (m.id, m.version, m.deleted, m.content.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (m1.id, 8, false, "one, edited"),
+            (m2.id, 7, false, "two"),
+            (m3.id, 6, true, ""),
+        ],
+        "in seq order; m4 did not change"
+    );
+    assert_eq!(ch.messages[0].edited_at, Some(at(6)));
+    // The reacted message carries its reactions, as the viewer sees them.
+    let reactions: Vec<(&str, u32, bool)> = ch.messages[1]
+        .reactions
+        .iter()
+        .map(|r| (r.emoji.as_str(), r.count, r.me))
+        .collect();
+    assert_eq!(reactions, vec![("👍", 1, true)]);
+    assert!(ch.messages[2].reactions.is_empty(), "a tombstone has none");
+
+    // Paged by version: the lowest versions first.
+    let first = s
+        .rooms
+        .changes(room.id, since, 1, other.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.version, first.has_more), (6, true));
+    assert_eq!(first.messages.len(), 1);
+    assert_eq!(
+        (first.messages[0].id, first.messages[0].deleted),
+        (m3.id, true)
+    );
+
+    // Past the last change: nothing.
+    let none = s
+        .rooms
+        .changes(room.id, 8, 100, other.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(none.messages.is_empty());
+    assert_eq!(s.messages.find(m4.id, other.id).await.unwrap(), Some(m4));
+}
+
+/// Concurrent reactions and edits of one message: every change counted once,
+/// each with its own version, none lost.
+pub async fn message_react_concurrent(s: Stores) {
+    let owner = user(&s, "nora").await;
+    let mut members = Vec::new();
+    for i in 0..12 {
+        members.push(user(&s, &format!("fan{i}")).await.id);
+    }
+    let room = group(&s, owner.id, &members).await;
+    let m = send(&s, room.id, owner.id, "popular", at(1)).await; // v2
+    let mut tasks = Vec::new();
+    for (i, u) in members.iter().copied().enumerate() {
+        let messages = s.messages.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = messages
+                .react(m.id, u, "👍", true, at(10 + i as i64))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(r.changed);
+            r.message.version
+        }));
+    }
+    let messages = s.messages.clone();
+    let edit = tokio::spawn(async move {
+        messages
+            .edit(m.id, &text("popular, edited"), at(5), owner.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .version
+    });
+    let mut versions: Vec<u64> = Vec::new();
+    for t in tasks {
+        versions.push(t.await.unwrap());
+    }
+    versions.push(edit.await.unwrap());
+    versions.sort_unstable();
+    assert_eq!(versions, (3..=15).collect::<Vec<u64>>(), "one version each");
+    assert_eq!(room_now(&s, room.id).await.version, 15);
+    let now = s.messages.find(m.id, owner.id).await.unwrap().unwrap();
+    assert_eq!(now.version, 15);
+    assert_eq!(now.content, "popular, edited");
+    assert_eq!(now.reactions, vec![summary("👍", 12, false)]);
 }
 
 #[cfg(test)]

@@ -365,6 +365,17 @@ pub struct History {
     pub has_more: bool,
 }
 
+/// What [`MessageRepo::react`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reacted {
+    /// Whether a reaction was added or removed. `false` when the user had
+    /// already reacted so (add) or had not (remove): then nothing was
+    /// stored and the room's version did not move.
+    pub changed: bool,
+    /// The message after the call, as the reacting user sees it.
+    pub message: Message,
+}
+
 /// A member's markers in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Markers {
@@ -391,6 +402,54 @@ pub trait MessageRepo: Send + Sync + 'static {
         query: HistoryQuery,
         viewer: UserId,
     ) -> Result<History, StoreError>;
+    /// Replaces the content of a message that is not deleted and sets its
+    /// `edited_at` to `at`, atomically: the room's version rises by one (in
+    /// commit order with every other change of the room, as a send's does)
+    /// and the message's `version` becomes it. Returns the message as
+    /// `viewer` sees it; `None` when no such message exists or it is deleted
+    /// (a deleted message cannot be edited), and then nothing changes.
+    /// Authorisation (sender only) is the caller's.
+    async fn edit(
+        &self,
+        id: MessageId,
+        content: &MessageContent,
+        at: Timestamp,
+        viewer: UserId,
+    ) -> Result<Option<Message>, StoreError>;
+    /// Deletes a message softly, atomically: it keeps its `id`, `seq`,
+    /// sender, kind, `created_at`, `edited_at` and `reply_to_id`, becomes
+    /// `deleted` with empty `content` and no attachment, and loses every
+    /// reaction (a tombstone carries none; a reaction on it is refused, see
+    /// [`MessageRepo::react`]). The room's version rises by one and the
+    /// message's `version` becomes it, so [`RoomRepo::changes`] hands out the
+    /// tombstone. Returns the tombstone as `viewer` sees it; `None` when no
+    /// such message exists or it is deleted already, and then nothing
+    /// changes (deleting twice raises no version). Replies to it keep
+    /// pointing at it. Authorisation is the caller's.
+    async fn delete(&self, id: MessageId, viewer: UserId) -> Result<Option<Message>, StoreError>;
+    /// Adds (`add`) or removes `user`'s reaction `emoji` (stored as given,
+    /// compared byte for byte) on a message that is not deleted, atomically.
+    /// A change (`changed: true`) raises the room's version by one and sets
+    /// the message's `version` to it; adding a reaction the user has already
+    /// made, or removing one they have not, changes nothing (`changed:
+    /// false`, no version raised). `None` when no such message exists or it
+    /// is deleted, and then nothing changes.
+    ///
+    /// Every [`Message`] lists its reactions one entry per emoji, in the
+    /// order each emoji was first used: by the earliest `created_at` (`at`
+    /// of the add) among its current reactions, ties by emoji bytes. An
+    /// emoji whose last reaction is removed leaves the list; used again it
+    /// comes last. `count` is how many users reacted with it and `me`
+    /// whether the viewer is one of them. Membership and emoji validation
+    /// are the caller's.
+    async fn react(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &str,
+        add: bool,
+        at: Timestamp,
+    ) -> Result<Option<Reacted>, StoreError>;
     /// `user`'s markers in the room (zeros where none yet).
     async fn markers(&self, room: RoomId, user: UserId) -> Result<Markers, StoreError>;
     /// Moves `user`'s read marker (and with it the delivered one) forward to

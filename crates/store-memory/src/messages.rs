@@ -1,11 +1,44 @@
 //! `MessageRepo`.
 
 use async_trait::async_trait;
-use chat_domain::{HistoryQuery, Message, MessageId, RoomId, UserId};
-use chat_ports::{Appended, History, Markers, MessageRepo, NewMessage, StoreError};
+use chat_domain::{HistoryQuery, Message, MessageContent, MessageId, RoomId, Timestamp, UserId};
+use chat_ports::{Appended, History, Markers, MessageRepo, NewMessage, Reacted, StoreError};
 
 use crate::MemoryStore;
-use crate::state::{StoredMessage, to_message};
+use crate::state::{State, StoredMessage, StoredReaction, seen_by, to_message};
+
+/// The live (not deleted) message `id`, with its room, for a change: `None`
+/// when there is no such message or it is deleted.
+fn live_message(state: &mut State, id: MessageId) -> Option<(RoomId, &mut StoredMessage)> {
+    let &(room, seq) = state.message_index.get(&id)?;
+    let stored = state.rooms.get_mut(&room)?.messages.get_mut(&seq)?;
+    (!stored.deleted).then_some((room, stored))
+}
+
+/// Raises the room's version by one for a change of one of its messages and
+/// returns the new version.
+fn bump_version(state: &mut State, room: RoomId) -> Result<u64, StoreError> {
+    let r = state
+        .rooms
+        .get_mut(&room)
+        .ok_or_else(|| StoreError::other("message index out of step"))?;
+    r.room.version += 1;
+    Ok(r.room.version)
+}
+
+/// Reads back message `id` as `viewer` sees it.
+fn read_back(state: &State, id: MessageId, viewer: UserId) -> Result<Message, StoreError> {
+    let &(room, seq) = state
+        .message_index
+        .get(&id)
+        .ok_or_else(|| StoreError::other("message index out of step"))?;
+    let stored = state
+        .rooms
+        .get(&room)
+        .and_then(|r| r.messages.get(&seq))
+        .ok_or_else(|| StoreError::other("message index out of step"))?;
+    seen_by(state, room, stored, viewer)
+}
 
 #[async_trait]
 impl MessageRepo for MemoryStore {
@@ -24,8 +57,8 @@ impl MessageRepo for MemoryStore {
                 .messages
                 .get(seq)
                 .ok_or_else(|| StoreError::other("client_msg_id index out of step"))?;
-            return to_message(&state.users, new.room_id, first, new.sender)
-                .map(Appended::Existing);
+            let first = first.clone();
+            return seen_by(state, new.room_id, &first, new.sender).map(Appended::Existing);
         }
         if !r.members.contains_key(&new.sender) {
             return Err(StoreError::Conflict {
@@ -73,7 +106,7 @@ impl MessageRepo for MemoryStore {
             .rooms
             .get(&room)
             .and_then(|r| r.messages.get(&seq))
-            .map(|m| to_message(&state.users, room, m, viewer))
+            .map(|m| seen_by(&state, room, m, viewer))
             .transpose()
     }
 
@@ -118,9 +151,91 @@ impl MessageRepo for MemoryStore {
         }
         let messages = slice
             .into_iter()
-            .map(|m| to_message(&state.users, room, m, viewer))
+            .map(|m| seen_by(&state, room, m, viewer))
             .collect::<Result<_, _>>()?;
         Ok(History { messages, has_more })
+    }
+
+    async fn edit(
+        &self,
+        id: MessageId,
+        content: &MessageContent,
+        at: Timestamp,
+        viewer: UserId,
+    ) -> Result<Option<Message>, StoreError> {
+        let mut state = self.lock()?;
+        let state = &mut *state;
+        let Some((room, _)) = live_message(state, id) else {
+            return Ok(None);
+        };
+        let version = bump_version(state, room)?;
+        if let Some((_, stored)) = live_message(state, id) {
+            stored.content = content.as_str().to_owned();
+            stored.edited_at = Some(at);
+            stored.version = version;
+        }
+        read_back(state, id, viewer).map(Some)
+    }
+
+    async fn delete(&self, id: MessageId, viewer: UserId) -> Result<Option<Message>, StoreError> {
+        let mut state = self.lock()?;
+        let state = &mut *state;
+        let Some((room, _)) = live_message(state, id) else {
+            return Ok(None);
+        };
+        let version = bump_version(state, room)?;
+        if let Some((_, stored)) = live_message(state, id) {
+            stored.content = String::new();
+            stored.attachment = None;
+            stored.deleted = true;
+            stored.version = version;
+        }
+        // A tombstone carries no reactions.
+        state.reactions.remove(&id);
+        read_back(state, id, viewer).map(Some)
+    }
+
+    async fn react(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &str,
+        add: bool,
+        at: Timestamp,
+    ) -> Result<Option<Reacted>, StoreError> {
+        let mut state = self.lock()?;
+        let state = &mut *state;
+        let Some((room, _)) = live_message(state, id) else {
+            return Ok(None);
+        };
+        let list = state.reactions.entry(id).or_default();
+        let existing = list.iter().position(|r| r.user == user && r.emoji == emoji);
+        let changed = match (add, existing) {
+            (true, None) => {
+                list.push(StoredReaction {
+                    user,
+                    emoji: emoji.to_owned(),
+                    created_at: at,
+                });
+                true
+            }
+            (false, Some(i)) => {
+                list.remove(i);
+                true
+            }
+            _ => false,
+        };
+        if list.is_empty() {
+            state.reactions.remove(&id);
+        }
+        if changed {
+            let version = bump_version(state, room)?;
+            if let Some((_, stored)) = live_message(state, id) {
+                stored.version = version;
+            }
+        }
+        let message = read_back(state, id, user)?;
+        Ok(Some(Reacted { changed, message }))
     }
 
     async fn markers(&self, room: RoomId, user: UserId) -> Result<Markers, StoreError> {

@@ -13,8 +13,8 @@ use chat_ports::{
 
 use crate::MemoryStore;
 use crate::state::{
-    BanRow, MemberRow, RoomState, State, StoredMessage, require_user, time_cursor, time_position,
-    to_message,
+    BanRow, MemberRow, RoomState, State, StoredMessage, require_user, seen_by, time_cursor,
+    time_position, to_message,
 };
 
 fn count(n: usize) -> Result<u32, StoreError> {
@@ -162,7 +162,7 @@ impl RoomRepo for MemoryStore {
             let last_message = r
                 .messages
                 .last_key_value()
-                .map(|(_, m)| to_message(&state.users, id, m, user))
+                .map(|(_, m)| seen_by(&state, id, m, user))
                 .transpose()?;
             items.push((
                 activity,
@@ -221,7 +221,7 @@ impl RoomRepo for MemoryStore {
         changed.sort_unstable_by_key(|m| m.seq);
         let messages = changed
             .into_iter()
-            .map(|m| to_message(&state.users, room, m, viewer))
+            .map(|m| seen_by(&state, room, m, viewer))
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut members = Vec::new();
@@ -515,6 +515,7 @@ fn delete_room(state: &mut State, room: RoomId) -> Vec<UserId> {
     }
     for message in r.messages.values() {
         state.message_index.remove(&message.id);
+        state.reactions.remove(&message.id);
     }
     state.public_rooms.remove(&(r.room.created_at, room));
     if let Some(pair) = r.room.direct_pair {

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chat_domain::{
-    AttachmentId, ClientMsgId, Membership, Message, MessageId, MessageKind, RoomId, SenderInfo,
-    SessionId, Timestamp, User, UserId,
+    AttachmentId, ClientMsgId, Membership, Message, MessageId, MessageKind, ReactionSummary,
+    RoomId, SenderInfo, SessionId, Timestamp, User, UserId,
 };
 use chat_ports::{Cursor, Markers, Session, StoreError};
 
@@ -37,6 +37,18 @@ pub(crate) struct State {
     pub rooms_of_user: HashMap<UserId, HashSet<RoomId>>,
     /// Where each message lives: its room and seq.
     pub message_index: HashMap<MessageId, (RoomId, u64)>,
+    /// The reactions on each message, in the order they were added; a
+    /// message without any (a deleted one among them) has no entry. Kept
+    /// here rather than on [`StoredMessage`] so that the message rows stay
+    /// as the room code builds them; read through [`seen_by`].
+    pub reactions: HashMap<MessageId, Vec<StoredReaction>>,
+}
+
+/// One user's reaction with one emoji.
+pub(crate) struct StoredReaction {
+    pub user: UserId,
+    pub emoji: String,
+    pub created_at: Timestamp,
 }
 
 /// A stored user.
@@ -99,7 +111,7 @@ pub(crate) struct StoredMessage {
     pub content: String,
     /// Kept as given; resolved into an `Attachment` once attachments are
     /// stored (until then a message reads back with `attachment: None`).
-    #[expect(dead_code, reason = "resolved once the attachment port exists")]
+    /// A delete clears it.
     pub attachment: Option<AttachmentId>,
     pub reply_to: Option<MessageId>,
     pub created_at: Timestamp,
@@ -156,13 +168,57 @@ pub(crate) fn to_message(
         // No attachment store yet: see `StoredMessage::attachment`.
         attachment: None,
         reply_to_id: stored.reply_to,
-        // No reactions yet; `_viewer` will decide each one's `me`.
+        // Reactions live in `State::reactions`: [`seen_by`] adds them.
         reactions: Vec::new(),
         created_at: stored.created_at,
         edited_at: stored.edited_at,
         deleted: stored.deleted,
         version: stored.version,
     })
+}
+
+/// The reactions as `viewer` sees them: one entry per emoji, in the order
+/// each was first used (the earliest `created_at` among its reactions, ties
+/// by emoji), with its count and whether the viewer is among those who
+/// reacted.
+pub(crate) fn reaction_summaries(
+    reactions: &[StoredReaction],
+    viewer: UserId,
+) -> Vec<ReactionSummary> {
+    let mut by_emoji: Vec<(Timestamp, ReactionSummary)> = Vec::new();
+    for r in reactions {
+        match by_emoji.iter_mut().find(|(_, s)| s.emoji == r.emoji) {
+            Some((first, summary)) => {
+                *first = (*first).min(r.created_at);
+                summary.count = summary.count.saturating_add(1);
+                summary.me |= r.user == viewer;
+            }
+            None => by_emoji.push((
+                r.created_at,
+                ReactionSummary {
+                    emoji: r.emoji.clone(),
+                    count: 1,
+                    me: r.user == viewer,
+                },
+            )),
+        }
+    }
+    by_emoji.sort_by(|(a, x), (b, y)| (a, &x.emoji).cmp(&(b, &y.emoji)));
+    by_emoji.into_iter().map(|(_, s)| s).collect()
+}
+
+/// The message as `viewer` sees it, reactions included.
+pub(crate) fn seen_by(
+    state: &State,
+    room_id: RoomId,
+    stored: &StoredMessage,
+    viewer: UserId,
+) -> Result<Message, StoreError> {
+    let mut message = to_message(&state.users, room_id, stored, viewer)?;
+    if let Some(reactions) = state.reactions.get(&stored.id) {
+        message.reactions = reaction_summaries(reactions, viewer);
+    }
+    Ok(message)
 }
 
 /// A timestamp as a cursor key: RFC 3339, every digit kept.

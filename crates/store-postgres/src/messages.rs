@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chat_domain::{HistoryQuery, Message, MessageId, ReactionSummary, RoomId, Timestamp, UserId};
-use chat_ports::{Appended, History, Markers, MessageRepo, NewMessage, StoreError};
+use chat_domain::{
+    HistoryQuery, Message, MessageContent, MessageId, ReactionSummary, RoomId, Timestamp, UserId,
+};
+use chat_ports::{Appended, History, Markers, MessageRepo, NewMessage, Reacted, StoreError};
 use diesel::dsl::{AsSelect, count_star, min};
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -193,6 +195,165 @@ async fn append_in(c: &mut Conn, new: &NewMessage) -> Result<Message, TxError> {
     Ok(to_message((row, sender, attachment), Vec::new())?)
 }
 
+/// The message as `viewer` sees it, `None` if there is none.
+async fn find_in(c: &mut Conn, id: MessageId, viewer: UserId) -> Result<Option<Message>, TxError> {
+    let row: Option<MessageParts> = messages::table
+        .inner_join(users::table)
+        .left_join(attachments::table)
+        .filter(messages::id.eq(id.0))
+        .select(parts())
+        .first(c)
+        .await
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(as_seen_by(c, vec![row], viewer).await?.pop())
+}
+
+/// Begins a change of message `id`: takes its room's row lock (which every
+/// change of the room takes: sends, edits, deletes, reactions, membership),
+/// then checks under it that the message still exists and is not deleted.
+/// Returns its room, or `None` (having changed nothing).
+async fn lock_live(c: &mut Conn, id: MessageId) -> Result<Option<Uuid>, TxError> {
+    // A message never moves to another room, so its room can be read first.
+    let room: Option<Uuid> = messages::table
+        .find(id.0)
+        .select(messages::room_id)
+        .first(c)
+        .await
+        .optional()?;
+    let Some(room) = room else {
+        return Ok(None);
+    };
+    let locked: Option<Uuid> = rooms::table
+        .find(room)
+        .select(rooms::id)
+        .for_no_key_update()
+        .first(c)
+        .await
+        .optional()?;
+    if locked.is_none() {
+        return Ok(None);
+    }
+    // Read after the lock: a change committed meanwhile is seen.
+    let deleted: Option<bool> = messages::table
+        .find(id.0)
+        .select(messages::deleted)
+        .first(c)
+        .await
+        .optional()?;
+    Ok((deleted == Some(false)).then_some(room))
+}
+
+/// Raises the (locked) room's version by one and makes it the version of
+/// message `id`.
+async fn bump_version(c: &mut Conn, room: Uuid, id: MessageId) -> Result<i64, TxError> {
+    let version: i64 = diesel::update(rooms::table.find(room))
+        .set(rooms::version.eq(rooms::version + 1))
+        .returning(rooms::version)
+        .get_result(c)
+        .await?;
+    diesel::update(messages::table.find(id.0))
+        .set(messages::version.eq(version))
+        .execute(c)
+        .await?;
+    Ok(version)
+}
+
+/// Reads back a message just changed in this transaction.
+async fn changed(c: &mut Conn, id: MessageId, viewer: UserId) -> Result<Message, TxError> {
+    find_in(c, id, viewer)
+        .await?
+        .ok_or_else(|| StoreError::other("a changed message vanished").into())
+}
+
+async fn edit_in(
+    c: &mut Conn,
+    id: MessageId,
+    content: &str,
+    at: Timestamp,
+    viewer: UserId,
+) -> Result<Option<Message>, TxError> {
+    let Some(room) = lock_live(c, id).await? else {
+        return Ok(None);
+    };
+    bump_version(c, room, id).await?;
+    diesel::update(messages::table.find(id.0))
+        .set((messages::content.eq(content), messages::edited_at.eq(at)))
+        .execute(c)
+        .await?;
+    changed(c, id, viewer).await.map(Some)
+}
+
+async fn delete_in(
+    c: &mut Conn,
+    id: MessageId,
+    viewer: UserId,
+) -> Result<Option<Message>, TxError> {
+    let Some(room) = lock_live(c, id).await? else {
+        return Ok(None);
+    };
+    bump_version(c, room, id).await?;
+    diesel::update(messages::table.find(id.0))
+        .set((
+            messages::content.eq(""),
+            messages::attachment_id.eq(None::<Uuid>),
+            messages::deleted.eq(true),
+        ))
+        .execute(c)
+        .await?;
+    // A tombstone carries no reactions.
+    diesel::delete(reactions::table.filter(reactions::message_id.eq(id.0)))
+        .execute(c)
+        .await?;
+    changed(c, id, viewer).await.map(Some)
+}
+
+async fn react_in(
+    c: &mut Conn,
+    id: MessageId,
+    user: UserId,
+    emoji: &str,
+    add: bool,
+    at: Timestamp,
+) -> Result<Option<Reacted>, TxError> {
+    let Some(room) = lock_live(c, id).await? else {
+        return Ok(None);
+    };
+    // An unknown user breaks a foreign key: NotFound.
+    let written = if add {
+        diesel::insert_into(reactions::table)
+            .values((
+                reactions::message_id.eq(id.0),
+                reactions::user_id.eq(user.0),
+                reactions::emoji.eq(emoji),
+                reactions::created_at.eq(at),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await?
+    } else {
+        diesel::delete(
+            reactions::table
+                .filter(reactions::message_id.eq(id.0))
+                .filter(reactions::user_id.eq(user.0))
+                .filter(reactions::emoji.eq(emoji)),
+        )
+        .execute(c)
+        .await?
+    };
+    let changed_any = written > 0;
+    if changed_any {
+        bump_version(c, room, id).await?;
+    }
+    let message = changed(c, id, user).await?;
+    Ok(Some(Reacted {
+        changed: changed_any,
+        message,
+    }))
+}
+
 #[async_trait]
 impl MessageRepo for PgStore {
     async fn append(&self, new: &NewMessage) -> Result<Appended, StoreError> {
@@ -231,23 +392,38 @@ impl MessageRepo for PgStore {
     }
 
     async fn find(&self, id: MessageId, viewer: UserId) -> Result<Option<Message>, StoreError> {
-        self.read(move |c| {
-            Box::pin(async move {
-                let row: Option<MessageParts> = messages::table
-                    .inner_join(users::table)
-                    .left_join(attachments::table)
-                    .filter(messages::id.eq(id.0))
-                    .select(parts())
-                    .first(c)
-                    .await
-                    .optional()?;
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                Ok(as_seen_by(c, vec![row], viewer).await?.pop())
-            })
-        })
-        .await
+        self.read(move |c| Box::pin(async move { find_in(c, id, viewer).await }))
+            .await
+    }
+
+    async fn edit(
+        &self,
+        id: MessageId,
+        content: &MessageContent,
+        at: Timestamp,
+        viewer: UserId,
+    ) -> Result<Option<Message>, StoreError> {
+        let content = content.as_str().to_owned();
+        self.write(move |c| Box::pin(async move { edit_in(c, id, &content, at, viewer).await }))
+            .await
+    }
+
+    async fn delete(&self, id: MessageId, viewer: UserId) -> Result<Option<Message>, StoreError> {
+        self.write(move |c| Box::pin(async move { delete_in(c, id, viewer).await }))
+            .await
+    }
+
+    async fn react(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &str,
+        add: bool,
+        at: Timestamp,
+    ) -> Result<Option<Reacted>, StoreError> {
+        let emoji = emoji.to_owned();
+        self.write(move |c| Box::pin(async move { react_in(c, id, user, &emoji, add, at).await }))
+            .await
     }
 
     async fn history(
