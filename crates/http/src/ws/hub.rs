@@ -192,11 +192,6 @@ impl Hub {
     pub fn is_online(&self, user: UserId) -> bool {
         self.online.lock().is_ok_and(|o| o.contains_key(&user))
     }
-
-    /// Open connections on this server.
-    pub fn connections(&self) -> usize {
-        self.online.lock().map_or(0, |o| o.values().sum())
-    }
 }
 
 /// A connected user: their connections and the rooms they are in.
