@@ -26,16 +26,17 @@ use std::fmt::Debug;
 
 use chat_domain::room::direct_pair;
 use chat_domain::{
-    ClientMsgId, DisplayName, Email, HistoryQuery, Login, Membership, Message, MessageContent,
-    MessageId, MessageKind, PageLimit, ReactionSummary, Role, Room, RoomDescription, RoomId,
-    RoomKind, RoomName, SenderInfo, SessionId, Timestamp, User, UserId, Username,
+    Attachment, AttachmentId, ClientMsgId, DisplayName, Email, HistoryQuery, Login, Membership,
+    Message, MessageContent, MessageId, MessageKind, PageLimit, ReactionSummary, Role, Room,
+    RoomDescription, RoomId, RoomKind, RoomName, SenderInfo, SessionId, Timestamp, User, UserId,
+    Username,
 };
 use uuid::Uuid;
 
 use crate::{
-    Appended, Applied, Cursor, History, Markers, MemberView, MyRoom, NewMessage, NewRoom, NewUser,
-    Page, PageRequest, ProfilePatch, Reacted, RoomChange, RoomOp, Rotation, Session, StoreError,
-    Stores,
+    Appended, Applied, Cursor, History, Markers, MemberView, MessageSearch, MyRoom, NewAttachment,
+    NewMessage, NewRoom, NewUser, Page, PageRequest, ProfilePatch, Reacted, Reactors, Receipt,
+    RoomChange, RoomOp, RoomSummary, Rotation, SearchHit, Session, StoreError, Stores,
 };
 
 // ================================================================ harness
@@ -127,6 +128,16 @@ macro_rules! contract_tests {
             message_react,
             message_changes_after_edit_delete_react,
             message_react_concurrent,
+            message_reactors,
+            message_search_words_and_rank_order,
+            message_search_only_my_rooms_never_deleted,
+            message_search_pages,
+            message_receipts,
+            attachment_create_find,
+            message_carries_its_attachment,
+            attachment_readable_by,
+            message_append_unknown_attachment_or_reply,
+            user_avatar_must_exist,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -3476,6 +3487,808 @@ pub async fn message_react_concurrent(s: Stores) {
     assert_eq!(now.version, 15);
     assert_eq!(now.content, "popular, edited");
     assert_eq!(now.reactions, vec![summary("👍", 12, false)]);
+}
+
+// ================================================================ reactors, search, receipts
+
+/// `reactors`: each emoji in the order of the message's `reactions`, with
+/// every user who reacted with it in the order they reacted (ties by user
+/// id); empty for a message without reactions, a deleted or an unknown one.
+pub async fn message_reactors(s: Stores) {
+    let owner = user(&s, "olga").await;
+    let a = user(&s, "paul").await;
+    let b = user(&s, "quin").await;
+    let c = user(&s, "rosa").await;
+    let room = group(&s, owner.id, &[a.id, b.id, c.id]).await;
+    let m = send(&s, room.id, owner.id, "react to me", at(1)).await;
+    let plain = send(&s, room.id, owner.id, "not me", at(2)).await;
+    assert_eq!(s.messages.reactors(m.id).await.unwrap(), vec![]);
+
+    react(&s, m.id, b.id, "👍", true, 10).await;
+    react(&s, m.id, a.id, ":heart:", true, 11).await;
+    react(&s, m.id, a.id, "👍", true, 12).await;
+    // Two reactions at one instant: by user id.
+    react(&s, m.id, c.id, ":heart:", true, 13).await;
+    react(&s, m.id, owner.id, ":heart:", true, 13).await;
+    let mut tied = vec![c.id, owner.id];
+    tied.sort();
+    let r = react(&s, m.id, c.id, "🎉", true, 14).await;
+    let expected = vec![
+        Reactors {
+            emoji: "👍".to_owned(),
+            user_ids: vec![b.id, a.id],
+        },
+        Reactors {
+            emoji: ":heart:".to_owned(),
+            user_ids: [vec![a.id], tied].concat(),
+        },
+        Reactors {
+            emoji: "🎉".to_owned(),
+            user_ids: vec![c.id],
+        },
+    ];
+    let got = s.messages.reactors(m.id).await.unwrap();
+    assert_eq!(got, expected);
+    assert_eq!(
+        got.iter()
+            .map(|r| (r.emoji.as_str(), r.user_ids.len() as u32))
+            .collect::<Vec<_>>(),
+        r.message
+            .reactions
+            .iter()
+            .map(|r| (r.emoji.as_str(), r.count))
+            .collect::<Vec<_>>(),
+        "the order and counts of the message's reactions"
+    );
+
+    // b's 👍 (at 10) goes: 👍 now dates from a's (at 12), after :heart:.
+    let r = react(&s, m.id, b.id, "👍", false, 15).await;
+    let got = s.messages.reactors(m.id).await.unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.emoji.as_str()).collect::<Vec<_>>(),
+        vec![":heart:", "👍", "🎉"]
+    );
+    assert_eq!(got[1].user_ids, vec![a.id]);
+    assert_eq!(
+        got.iter().map(|r| r.emoji.as_str()).collect::<Vec<_>>(),
+        r.message
+            .reactions
+            .iter()
+            .map(|r| r.emoji.as_str())
+            .collect::<Vec<_>>()
+    );
+
+    assert_eq!(s.messages.reactors(plain.id).await.unwrap(), vec![]);
+    s.messages.delete(m.id, owner.id).await.unwrap().unwrap();
+    assert_eq!(s.messages.reactors(m.id).await.unwrap(), vec![]);
+    assert_eq!(
+        s.messages.reactors(MessageId(uuid())).await.unwrap(),
+        vec![]
+    );
+}
+
+fn search_for(words: &[&str], room: Option<RoomId>) -> MessageSearch {
+    MessageSearch {
+        words: words.iter().map(|w| (*w).to_owned()).collect(),
+        room,
+    }
+}
+
+/// The whole answer of a search (at most 100 hits).
+async fn search_all(
+    s: &Stores,
+    viewer: UserId,
+    words: &[&str],
+    room: Option<RoomId>,
+) -> Vec<SearchHit> {
+    let p = s
+        .messages
+        .search(viewer, &search_for(words, room), &page(100, None))
+        .await
+        .unwrap();
+    assert_eq!(p.next_cursor, None);
+    p.items
+}
+
+async fn search_ids(
+    s: &Stores,
+    viewer: UserId,
+    words: &[&str],
+    room: Option<RoomId>,
+) -> Vec<MessageId> {
+    search_all(s, viewer, words, room)
+        .await
+        .iter()
+        .map(|h| h.message.id)
+        .collect()
+}
+
+/// Best match first (highest rank), ties newest first (highest id).
+#[track_caller]
+fn assert_best_first(hits: &[SearchHit]) {
+    for pair in hits.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let in_order = match a.rank.total_cmp(&b.rank) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Equal => a.message.id > b.message.id,
+            std::cmp::Ordering::Less => false,
+        };
+        assert!(in_order, "out of order: {a:?} before {b:?}");
+    }
+}
+
+/// `search`: every word must be a word of the message (whole words, any
+/// case in the text); more occurrences rank higher; ties newest first;
+/// each hit is the message as the viewer sees it, with its room.
+pub async fn message_search_words_and_rank_order(s: Stores) {
+    let me = user(&s, "sara").await;
+    let other = user(&s, "tom").await;
+    let room = group(&s, me.id, &[other.id]).await;
+    let once = send(&s, room.id, other.id, "The quick brown fox", at(1)).await;
+    let thrice = send(&s, room.id, me.id, "Quick! quick, QUICK", at(2)).await;
+    let once2 = send(&s, room.id, other.id, "quick thinking", at(3)).await;
+    let twice = send(&s, room.id, other.id, "quick (very quick)", at(4)).await;
+    let prefixed = send(&s, room.id, other.id, "quickly, quicker", at(5)).await;
+    let once3 = send(&s, room.id, me.id, "brown fox: quick", at(6)).await;
+    let again = send(&s, room.id, other.id, "The quick brown fox", at(7)).await;
+    react(&s, thrice.id, other.id, "👍", true, 8).await;
+
+    let hits = search_all(&s, me.id, &["quick"], None).await;
+    assert_eq!(
+        hits.iter().map(|h| h.message.id).collect::<Vec<_>>(),
+        vec![thrice.id, twice.id, again.id, once3.id, once2.id, once.id]
+    );
+    assert_best_first(&hits);
+    let ranks: Vec<f64> = hits.iter().map(|h| h.rank).collect();
+    assert!(ranks[0] > ranks[1] && ranks[1] > ranks[2], "{ranks:?}");
+    assert!(
+        ranks[2..].iter().all(|r| r.total_cmp(&ranks[2]).is_eq()),
+        "one occurrence each: one rank: {ranks:?}"
+    );
+    assert!(ranks.iter().all(|r| *r > 0.0), "{ranks:?}");
+    for hit in &hits {
+        assert_eq!(
+            Some(&hit.message),
+            s.messages
+                .find(hit.message.id, me.id)
+                .await
+                .unwrap()
+                .as_ref(),
+            "a hit is the message as the viewer sees it"
+        );
+        assert_eq!(
+            hit.room,
+            RoomSummary {
+                id: room.id,
+                name: room.name.clone(),
+                kind: RoomKind::Private,
+            }
+        );
+    }
+    assert_eq!(hits[0].message.reactions, vec![summary("👍", 1, false)]);
+
+    // Every word, in any order.
+    for words in [["fox", "quick"], ["quick", "fox"]] {
+        let hits = search_all(&s, me.id, &words, None).await;
+        assert_best_first(&hits);
+        let ids: Vec<MessageId> = hits.iter().map(|h| h.message.id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![once.id, once3.id, again.id], "{words:?}");
+        let pos = |id| ids.iter().position(|i| *i == id).unwrap();
+        assert!(pos(again.id) < pos(once.id), "the same text: newest first");
+    }
+    assert_eq!(search_ids(&s, me.id, &["quick", "cat"], None).await, vec![]);
+    // Whole words: no prefixes, no stemming.
+    assert_eq!(search_ids(&s, me.id, &["quic"], None).await, vec![]);
+    assert_eq!(search_ids(&s, me.id, &["quicke"], None).await, vec![]);
+    assert_eq!(
+        search_ids(&s, me.id, &["quickly"], None).await,
+        vec![prefixed.id]
+    );
+    assert_eq!(
+        search_ids(&s, me.id, &["very"], Some(room.id)).await,
+        vec![twice.id]
+    );
+
+    // An edited message is found by its new text only.
+    s.messages
+        .edit(once2.id, &text("slow thinking"), at(9), other.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !search_ids(&s, me.id, &["quick"], None)
+            .await
+            .contains(&once2.id)
+    );
+    let hits = search_all(&s, me.id, &["slow"], None).await;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].message.content, "slow thinking");
+}
+
+/// `search` looks in the rooms the viewer is a member of now, or in the
+/// one room asked for only if the viewer is a member of it; it never finds
+/// a deleted message.
+pub async fn message_search_only_my_rooms_never_deleted(s: Stores) {
+    let me = user(&s, "uma").await;
+    let other = user(&s, "vic").await;
+    let mine = group(&s, me.id, &[other.id]).await;
+    let secret = room_at(
+        &s,
+        RoomKind::Private,
+        "secret",
+        at(0),
+        &[(other.id, Role::Owner)],
+    )
+    .await;
+    let public = room_at(
+        &s,
+        RoomKind::Public,
+        "lobby",
+        at(0),
+        &[(other.id, Role::Owner)],
+    )
+    .await;
+    let left = room_at(
+        &s,
+        RoomKind::Public,
+        "left",
+        at(0),
+        &[(other.id, Role::Owner), (me.id, Role::Member)],
+    )
+    .await;
+    let dm = s
+        .rooms
+        .create(
+            &new_direct(&me, &other),
+            &[(me.id, Role::Member), (other.id, Role::Member)],
+        )
+        .await
+        .unwrap();
+
+    let kept = send(&s, mine.id, other.id, "the treasure map", at(1)).await;
+    let in_secret = send(&s, secret.id, other.id, "the treasure map", at(2)).await;
+    let in_public = send(&s, public.id, other.id, "the treasure map", at(3)).await;
+    let in_left = send(&s, left.id, me.id, "the treasure map", at(4)).await;
+    let in_dm = send(&s, dm.id, other.id, "treasure", at(5)).await;
+    let gone = send(&s, mine.id, me.id, "treasure treasure treasure", at(6)).await;
+    let dm_gone = send(&s, dm.id, me.id, "treasure treasure", at(7)).await;
+    s.messages.delete(gone.id, me.id).await.unwrap().unwrap();
+    s.messages
+        .delete(dm_gone.id, other.id)
+        .await
+        .unwrap()
+        .unwrap();
+    s.rooms
+        .apply(left.id, &[RoomOp::RemoveMember { user: me.id }])
+        .await
+        .unwrap();
+
+    let hits = search_all(&s, me.id, &["treasure"], None).await;
+    assert_eq!(
+        hits.iter().map(|h| h.message.id).collect::<Vec<_>>(),
+        vec![in_dm.id, kept.id],
+        "one occurrence each: newest first"
+    );
+    assert_eq!(
+        hits[0].room,
+        RoomSummary {
+            id: dm.id,
+            name: dm.name.clone(),
+            kind: RoomKind::Direct,
+        }
+    );
+    assert_eq!(
+        search_ids(&s, me.id, &["treasure"], Some(mine.id)).await,
+        vec![kept.id]
+    );
+    assert_eq!(
+        search_ids(&s, me.id, &["treasure"], Some(dm.id)).await,
+        vec![in_dm.id]
+    );
+    for room in [secret.id, public.id, left.id, RoomId(uuid())] {
+        assert_eq!(
+            search_ids(&s, me.id, &["treasure"], Some(room)).await,
+            vec![],
+            "not a member of {room}"
+        );
+    }
+
+    // Whoever is in every room finds everything but the deleted ones.
+    let theirs = search_ids(&s, other.id, &["treasure"], None).await;
+    let mut sorted = theirs.clone();
+    sorted.sort();
+    let mut expected = vec![kept.id, in_secret.id, in_public.id, in_left.id, in_dm.id];
+    expected.sort();
+    assert_eq!(sorted, expected);
+    for room in [mine.id, dm.id] {
+        let ids = search_ids(&s, other.id, &["treasure"], Some(room)).await;
+        assert!(!ids.contains(&gone.id) && !ids.contains(&dm_gone.id));
+        assert_eq!(ids.len(), 1);
+    }
+
+    // Back in the room: its messages are found again.
+    s.rooms
+        .apply(
+            left.id,
+            &[RoomOp::AddMember {
+                user: me.id,
+                role: Role::Member,
+                at: at(8),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        search_ids(&s, me.id, &["treasure"], Some(left.id)).await,
+        vec![in_left.id]
+    );
+    assert_eq!(search_ids(&s, me.id, &["treasure"], None).await.len(), 3);
+}
+
+/// `search` pages by rank and id: every hit once, in order, whatever the
+/// page size, and a cursor holds its place while new messages arrive.
+pub async fn message_search_pages(s: Stores) {
+    let me = user(&s, "walt").await;
+    let room = group(&s, me.id, &[]).await;
+    let mut sent = Vec::new();
+    for (i, n) in [1, 3, 2, 1, 3, 2, 1].into_iter().enumerate() {
+        let content = vec!["kiwi"; n].join(" ");
+        let m = send(&s, room.id, me.id, &content, at(i as i64 + 1)).await;
+        sent.push((n, m.id));
+    }
+    send(&s, room.id, me.id, "no fruit here", at(10)).await;
+    sent.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<MessageId> = sent.iter().map(|(_, id)| *id).collect();
+    let words = search_for(&["kiwi"], None);
+    for size in [1, 2, 3, 7, 100] {
+        let got = pages(size, async |p| {
+            s.messages.search(me.id, &words, &p).await.unwrap()
+        })
+        .await;
+        let flat: Vec<SearchHit> = got.into_iter().flatten().collect();
+        assert_best_first(&flat);
+        assert_eq!(
+            flat.iter().map(|h| h.message.id).collect::<Vec<_>>(),
+            expected,
+            "pages of {size}"
+        );
+    }
+
+    // Three read; then a better match and a new weak one arrive. The rest
+    // of the listing goes on from the third: the better match sorts before
+    // it and is not seen, the weak one takes its place among its equals.
+    let first = s
+        .messages
+        .search(me.id, &words, &page(3, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.items.iter().map(|h| h.message.id).collect::<Vec<_>>(),
+        expected[..3]
+    );
+    let best = send(&s, room.id, me.id, "kiwi kiwi kiwi kiwi", at(11)).await;
+    let weak = send(&s, room.id, me.id, "kiwi", at(12)).await;
+    let mut rest = Vec::new();
+    let mut after = first.next_cursor;
+    while let Some(cursor) = after.take() {
+        let p = s
+            .messages
+            .search(me.id, &words, &page(2, Some(cursor)))
+            .await
+            .unwrap();
+        rest.extend(p.items.iter().map(|h| h.message.id));
+        after = p.next_cursor;
+    }
+    // expected: [3, 3, 2 | 2, 1, 1, 1]; the weak one is the newest 1.
+    let mut tail = vec![expected[3], weak.id];
+    tail.extend_from_slice(&expected[4..]);
+    assert_eq!(rest, tail);
+    assert!(!rest.contains(&best.id));
+    assert_eq!(
+        search_ids(&s, me.id, &["kiwi"], None).await[0],
+        best.id,
+        "a new listing has it first"
+    );
+
+    let bad = page(
+        10,
+        Some(Cursor::new("not a key of this listing", Uuid::nil())),
+    );
+    assert_invalid_cursor(s.messages.search(me.id, &words, &bad).await);
+}
+
+/// `receipts`: every current member in the order they joined, with their
+/// markers (zeros where none yet), paged like the member list.
+pub async fn message_receipts(s: Stores) {
+    let owner = user(&s, "xena").await;
+    let room = group(&s, owner.id, &[]).await;
+    let mut joined = vec![(at(0), owner.id)];
+    let mut readers = Vec::new();
+    for (i, t) in [4, 2, 7, 2, 5].into_iter().enumerate() {
+        let u = user(&s, &format!("reader{i}")).await;
+        s.rooms
+            .apply(
+                room.id,
+                &[RoomOp::AddMember {
+                    user: u.id,
+                    role: Role::Member,
+                    at: at(t),
+                }],
+            )
+            .await
+            .unwrap();
+        joined.push((at(t), u.id));
+        readers.push(u.id);
+    }
+    for i in 1..=6 {
+        send(&s, room.id, owner.id, "m", at(10 + i)).await;
+    }
+    let m = &s.messages;
+    m.mark_read(room.id, owner.id, 6).await.unwrap();
+    m.mark_read(room.id, readers[0], 3).await.unwrap();
+    m.mark_delivered(room.id, readers[1], 5).await.unwrap();
+    m.mark_read(room.id, readers[2], 2).await.unwrap();
+    m.mark_delivered(room.id, readers[2], 4).await.unwrap();
+    // A member who leaves is no longer listed, markers or not.
+    m.mark_read(room.id, readers[4], 6).await.unwrap();
+    s.rooms
+        .apply(room.id, &[RoomOp::RemoveMember { user: readers[4] }])
+        .await
+        .unwrap();
+    joined.retain(|(_, u)| *u != readers[4]);
+    joined.sort();
+
+    let marks = |user: UserId, read: u64, delivered: u64| Receipt {
+        user_id: user,
+        markers: Markers {
+            last_read_seq: read,
+            last_delivered_seq: delivered,
+        },
+    };
+    let by_user = [
+        marks(owner.id, 6, 6),
+        marks(readers[0], 3, 3),
+        marks(readers[1], 0, 5),
+        marks(readers[2], 2, 4),
+        marks(readers[3], 0, 0),
+    ];
+    let expected: Vec<Receipt> = joined
+        .iter()
+        .map(|(_, u)| *by_user.iter().find(|r| r.user_id == *u).unwrap())
+        .collect();
+    for size in [1, 2, 5, 100] {
+        let got = pages(size, async |p| {
+            s.messages.receipts(room.id, &p).await.unwrap()
+        })
+        .await;
+        let flat: Vec<Receipt> = got.into_iter().flatten().collect();
+        assert_eq!(flat, expected, "pages of {size}");
+    }
+    for r in &expected {
+        assert_eq!(m.markers(room.id, r.user_id).await.unwrap(), r.markers);
+    }
+    let bad = page(
+        10,
+        Some(Cursor::new("not a key of this listing", Uuid::nil())),
+    );
+    assert_invalid_cursor(s.messages.receipts(room.id, &bad).await);
+}
+
+// ================================================================ attachments
+
+fn new_attachment(uploader: UserId, filename: &str, created_at: Timestamp) -> NewAttachment {
+    NewAttachment {
+        id: AttachmentId(uuid()),
+        uploader,
+        filename: filename.to_owned(),
+        content_type: "application/pdf".to_owned(),
+        size: 10 * 1024 * 1024,
+        created_at,
+    }
+}
+
+async fn upload(s: &Stores, uploader: UserId, filename: &str) -> Attachment {
+    s.attachments
+        .create(&new_attachment(uploader, filename, at(1)))
+        .await
+        .unwrap()
+}
+
+fn with_attachment(mut m: NewMessage, attachment: &Attachment) -> NewMessage {
+    m.kind = MessageKind::File;
+    m.attachment = Some(attachment.id);
+    m
+}
+
+/// `AttachmentRepo::create` keeps every field and `find` reads it back; an
+/// id is taken once; the uploader must exist.
+pub async fn attachment_create_find(s: Stores) {
+    let me = user(&s, "yuri").await;
+    let new = new_attachment(me.id, "report.pdf", at(3));
+    let a = s.attachments.create(&new).await.unwrap();
+    assert_eq!(
+        a,
+        Attachment {
+            id: new.id,
+            uploader: me.id,
+            filename: "report.pdf".to_owned(),
+            content_type: "application/pdf".to_owned(),
+            size: 10 * 1024 * 1024,
+            created_at: at(3),
+        }
+    );
+    assert_eq!(s.attachments.find(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        s.attachments.find(AttachmentId(uuid())).await.unwrap(),
+        None
+    );
+
+    let empty = NewAttachment {
+        filename: "notes – draft 2.txt".to_owned(),
+        content_type: "text/plain; charset=utf-8".to_owned(),
+        size: 0,
+        ..new_attachment(me.id, "", at(4))
+    };
+    let e = s.attachments.create(&empty).await.unwrap();
+    assert_eq!((e.filename.as_str(), e.size), ("notes – draft 2.txt", 0));
+    assert_eq!(s.attachments.find(e.id).await.unwrap(), Some(e));
+
+    let again = NewAttachment {
+        id: new.id,
+        ..new_attachment(me.id, "other.txt", at(5))
+    };
+    assert_conflict(s.attachments.create(&again).await, "attachment");
+    assert_eq!(s.attachments.find(a.id).await.unwrap(), Some(a));
+
+    let orphan = new_attachment(UserId(uuid()), "who.txt", at(6));
+    assert_not_found(s.attachments.create(&orphan).await);
+    assert_eq!(s.attachments.find(orphan.id).await.unwrap(), None);
+}
+
+/// A message carries its whole attachment in every read, and none once
+/// deleted.
+pub async fn message_carries_its_attachment(s: Stores) {
+    let me = user(&s, "zack").await;
+    let other = user(&s, "abby").await;
+    let room = group(&s, me.id, &[other.id]).await;
+    let file = upload(&s, me.id, "report.pdf").await;
+    let new = with_attachment(new_message(room.id, me.id, "see attached", at(2)), &file);
+    let m = new_one(s.messages.append(&new).await.unwrap());
+    assert_eq!(m.attachment, Some(file.clone()));
+    assert_eq!(m.kind, MessageKind::File);
+    let mut bare = with_attachment(new_message(room.id, me.id, "x", at(3)), &file);
+    bare.content = MessageContent::parse("", true).unwrap();
+    let b = new_one(s.messages.append(&bare).await.unwrap());
+    assert_eq!(
+        (b.content.as_str(), b.attachment.as_ref()),
+        ("", Some(&file))
+    );
+
+    assert_eq!(
+        s.messages.find(m.id, other.id).await.unwrap(),
+        Some(m.clone())
+    );
+    assert_eq!(
+        latest(&s, room.id, other.id).await.messages,
+        vec![m.clone(), b.clone()]
+    );
+    let changes = s
+        .rooms
+        .changes(room.id, 0, 100, other.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changes.messages, vec![m.clone(), b.clone()]);
+    let mine = s
+        .rooms
+        .list_mine(other.id, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(mine.items[0].last_message, Some(b.clone()));
+    let hits = search_all(&s, other.id, &["attached"], None).await;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].message, m);
+
+    let tomb = s.messages.delete(m.id, me.id).await.unwrap().unwrap();
+    assert_eq!(tomb.attachment, None);
+    assert_eq!(
+        s.messages
+            .find(m.id, other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .attachment,
+        None
+    );
+    assert_eq!(
+        s.messages
+            .find(b.id, other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .attachment,
+        Some(file.clone()),
+        "the other message keeps it"
+    );
+    assert_eq!(s.attachments.find(file.id).await.unwrap(), Some(file));
+}
+
+/// `readable_by`: the uploader; members of a room where a live message
+/// carries it; everyone while it is someone's avatar; nobody else, and
+/// nobody for an unknown attachment.
+pub async fn attachment_readable_by(s: Stores) {
+    let up = user(&s, "bert").await;
+    let member = user(&s, "cleo").await;
+    let stranger = user(&s, "dave").await;
+    let leaver = user(&s, "ella").await;
+    let room = group(&s, up.id, &[member.id, leaver.id]).await;
+    let file = upload(&s, up.id, "plan.pdf").await;
+    let can = |who: UserId| {
+        let s = s.clone();
+        async move { s.attachments.readable_by(file.id, who).await.unwrap() }
+    };
+
+    // Not posted yet: the uploader only.
+    assert!(can(up.id).await);
+    assert!(!can(member.id).await);
+    assert!(!can(stranger.id).await);
+
+    // Posted: the room's members.
+    let m = new_one(
+        s.messages
+            .append(&with_attachment(
+                new_message(room.id, up.id, "the plan", at(2)),
+                &file,
+            ))
+            .await
+            .unwrap(),
+    );
+    assert!(can(member.id).await);
+    assert!(can(leaver.id).await);
+    assert!(!can(stranger.id).await);
+
+    // A member who leaves loses it.
+    s.rooms
+        .apply(room.id, &[RoomOp::RemoveMember { user: leaver.id }])
+        .await
+        .unwrap();
+    assert!(!can(leaver.id).await);
+    assert!(can(member.id).await);
+
+    // The message deleted: the members lose it, the uploader keeps it.
+    s.messages.delete(m.id, up.id).await.unwrap().unwrap();
+    assert!(!can(member.id).await);
+    assert!(can(up.id).await);
+
+    // Posted twice: one deletion leaves the other. Anyone may post it.
+    let post = |sender: UserId, t: i64| {
+        let s = s.clone();
+        let file = file.clone();
+        async move {
+            new_one(
+                s.messages
+                    .append(&with_attachment(
+                        new_message(room.id, sender, "again", at(t)),
+                        &file,
+                    ))
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    let m1 = post(up.id, 3).await;
+    let m2 = post(member.id, 4).await;
+    s.messages.delete(m1.id, up.id).await.unwrap().unwrap();
+    assert!(can(member.id).await);
+    s.messages.delete(m2.id, member.id).await.unwrap().unwrap();
+    assert!(!can(member.id).await);
+
+    // Someone's avatar: everyone, until it is nobody's.
+    let avatar = |a: Option<AttachmentId>| ProfilePatch {
+        display_name: None,
+        avatar: Some(a),
+    };
+    s.users
+        .update_profile(member.id, &avatar(Some(file.id)))
+        .await
+        .unwrap();
+    assert!(can(stranger.id).await);
+    assert!(can(leaver.id).await);
+    s.users
+        .update_profile(up.id, &avatar(Some(file.id)))
+        .await
+        .unwrap();
+    s.users
+        .update_profile(member.id, &avatar(None))
+        .await
+        .unwrap();
+    assert!(can(stranger.id).await, "still the uploader's avatar");
+    let other_file = upload(&s, up.id, "face.png").await;
+    s.users
+        .update_profile(up.id, &avatar(Some(other_file.id)))
+        .await
+        .unwrap();
+    assert!(!can(stranger.id).await);
+    assert!(can(up.id).await);
+    assert!(
+        s.attachments
+            .readable_by(other_file.id, stranger.id)
+            .await
+            .unwrap()
+    );
+
+    for who in [up.id, member.id, stranger.id] {
+        assert!(
+            !s.attachments
+                .readable_by(AttachmentId(uuid()), who)
+                .await
+                .unwrap()
+        );
+    }
+}
+
+/// A send naming an attachment that does not exist, or replying to a
+/// message that is not in its room, is `NotFound` and burns no seq.
+pub async fn message_append_unknown_attachment_or_reply(s: Stores) {
+    let me = user(&s, "finn").await;
+    let room = group(&s, me.id, &[]).await;
+    let elsewhere = group(&s, me.id, &[]).await;
+    let first = send(&s, room.id, me.id, "first", at(1)).await;
+    let over_there = send(&s, elsewhere.id, me.id, "over there", at(2)).await;
+
+    let missing = new_attachment(me.id, "later.pdf", at(3));
+    let mut with_file = new_message(room.id, me.id, "see attached", at(4));
+    with_file.attachment = Some(missing.id);
+    assert_not_found(s.messages.append(&with_file).await);
+    for reply_to in [over_there.id, MessageId(uuid())] {
+        let mut reply = new_message(room.id, me.id, "re", at(5));
+        reply.reply_to = Some(reply_to);
+        assert_not_found(s.messages.append(&reply).await);
+    }
+    let now = room_now(&s, room.id).await;
+    assert_eq!((now.last_seq, now.version), (1, 2), "no seq burned");
+    assert_eq!(seqs(&latest(&s, room.id, me.id).await), vec![1]);
+
+    // Once uploaded, the same send goes through.
+    let file = s.attachments.create(&missing).await.unwrap();
+    let m = new_one(s.messages.append(&with_file).await.unwrap());
+    assert_eq!((m.seq, m.attachment), (2, Some(file)));
+    let mut reply = new_message(room.id, me.id, "re", at(6));
+    reply.reply_to = Some(first.id);
+    assert_eq!(
+        new_one(s.messages.append(&reply).await.unwrap()).reply_to_id,
+        Some(first.id)
+    );
+}
+
+/// An avatar must be a stored attachment: else `NotFound`, and nothing of
+/// the patch is applied.
+pub async fn user_avatar_must_exist(s: Stores) {
+    let gus = user(&s, "gus").await;
+    let patch = ProfilePatch {
+        display_name: Some(DisplayName::parse("Gus G.").unwrap()),
+        avatar: Some(Some(AttachmentId(uuid()))),
+    };
+    assert_not_found(s.users.update_profile(gus.id, &patch).await);
+    assert_eq!(s.users.find(gus.id).await.unwrap(), Some(gus.clone()));
+
+    let pic = upload(&s, gus.id, "me.png").await;
+    let patch = ProfilePatch {
+        display_name: None,
+        avatar: Some(Some(pic.id)),
+    };
+    let updated = s.users.update_profile(gus.id, &patch).await.unwrap();
+    assert_eq!(updated.avatar, Some(pic.id));
+    assert_eq!(
+        updated,
+        User {
+            avatar: Some(pic.id),
+            ..gus
+        }
+    );
+    assert_eq!(s.users.find(updated.id).await.unwrap(), Some(updated));
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ pub enum StoreError {
     #[error("not found")]
     NotFound,
     /// A uniqueness rule or a stated precondition did not hold. `what` names
-    /// it: `"username"`, `"email"`, `"direct_pair"`, or [`StoreError::STALE`].
+    /// it: `"username"`, `"email"`, `"direct_pair"`, `"attachment"`, `"id"`
+    /// (a taken id), or [`StoreError::STALE`].
     #[error("conflict: {what}")]
     Conflict { what: &'static str },
     /// A page cursor this store did not give out.

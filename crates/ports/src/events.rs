@@ -8,9 +8,11 @@
 //! subscriber can put a room's events back in commit order whatever order
 //! they arrive in.
 
+use crate::Reactors;
 use async_trait::async_trait;
 use chat_domain::{
-    Membership, Message, Role, Room, RoomId, SenderInfo, SessionId, Timestamp, User, UserId,
+    Membership, Message, MessageId, Role, Room, RoomId, SenderInfo, SessionId, Timestamp, User,
+    UserId,
 };
 
 /// Something that happened.
@@ -20,6 +22,30 @@ pub enum Event {
     RoomCreated { room: Room, member_ids: Vec<UserId> },
     /// A message was sent (its `version` is the room's version after it).
     MessageNew { message: Message },
+    /// A message was edited. `reactors` say who made each of its reactions,
+    /// so each recipient can be told its own `me`.
+    MessageUpdated {
+        message: Message,
+        reactors: Vec<Reactors>,
+    },
+    /// A message was deleted (soft: it keeps its id and seq).
+    MessageDeleted {
+        room_id: RoomId,
+        id: MessageId,
+        seq: u64,
+        version: u64,
+    },
+    /// `user_id` added (`added`) or removed a reaction; `reactions` are the
+    /// message's counts after it, in list order.
+    ReactionUpdated {
+        room_id: RoomId,
+        message_id: MessageId,
+        emoji: String,
+        user_id: UserId,
+        added: bool,
+        reactions: Vec<(String, u32)>,
+        version: u64,
+    },
     /// The room's name or description changed.
     RoomUpdated { room: Room },
     /// The room is gone; these were its members.
@@ -71,11 +97,15 @@ impl Event {
     pub fn room_id(&self) -> Option<RoomId> {
         match self {
             Event::RoomCreated { room, .. } | Event::RoomUpdated { room } => Some(room.id),
-            Event::MessageNew { message } => Some(message.room_id),
+            Event::MessageNew { message } | Event::MessageUpdated { message, .. } => {
+                Some(message.room_id)
+            }
             Event::MemberJoined { membership, .. } => Some(membership.room_id),
             Event::RoomDeleted { room_id, .. }
             | Event::MemberUpdated { room_id, .. }
             | Event::MemberLeft { room_id, .. }
+            | Event::MessageDeleted { room_id, .. }
+            | Event::ReactionUpdated { room_id, .. }
             | Event::Read { room_id, .. }
             | Event::Typing { room_id, .. } => Some(*room_id),
             Event::Presence { .. } | Event::SessionEnded { .. } => None,
@@ -85,11 +115,15 @@ impl Event {
     /// The room version after the change, for the events of counted changes.
     pub fn version(&self) -> Option<u64> {
         match self {
-            Event::MessageNew { message } => Some(message.version),
+            Event::MessageNew { message } | Event::MessageUpdated { message, .. } => {
+                Some(message.version)
+            }
             Event::RoomUpdated { room } => Some(room.version),
             Event::MemberJoined { version, .. }
             | Event::MemberUpdated { version, .. }
-            | Event::MemberLeft { version, .. } => Some(*version),
+            | Event::MemberLeft { version, .. }
+            | Event::MessageDeleted { version, .. }
+            | Event::ReactionUpdated { version, .. } => Some(*version),
             _ => None,
         }
     }

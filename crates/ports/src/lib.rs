@@ -10,6 +10,7 @@
 //! This crate must not know about HTTP, SQL or any concrete adapter.
 
 pub mod auth;
+pub mod blobs;
 pub mod error;
 pub mod events;
 pub mod page;
@@ -23,6 +24,7 @@ pub mod contract;
 pub mod fakes;
 
 pub use auth::{AccessClaims, IssuedToken, PasswordHasher, RefreshClaims, TokenError, TokenIssuer};
+pub use blobs::BlobStore;
 pub use error::StoreError;
 pub use events::{Event, EventBus, EventStream};
 pub use page::{Cursor, Page, PageRequest};

@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use chat_domain::{
-    AttachmentId, ClientMsgId, DisplayName, Email, HistoryQuery, Login, Membership, Message,
-    MessageContent, MessageId, MessageKind, Role, Room, RoomDescription, RoomId, RoomKind,
+    Attachment, AttachmentId, ClientMsgId, DisplayName, Email, HistoryQuery, Login, Membership,
+    Message, MessageContent, MessageId, MessageKind, Role, Room, RoomDescription, RoomId, RoomKind,
     RoomName, SessionId, Timestamp, User, UserId, Username,
 };
 
@@ -46,7 +46,9 @@ pub trait UserRepo: Send + Sync + 'static {
     /// Users whose username or display name starts with `prefix`, ignoring
     /// case (every user for an empty prefix), ordered by lower-cased username.
     async fn search(&self, prefix: &str, page: &PageRequest) -> Result<Page<User>, StoreError>;
-    /// Applies the patch and returns the user as it now is; `NotFound` for no user.
+    /// Applies the patch and returns the user as it now is; `NotFound` for no
+    /// user, or for an avatar that is no stored attachment (and then nothing
+    /// of the patch is applied).
     async fn update_profile(&self, id: UserId, patch: &ProfilePatch) -> Result<User, StoreError>;
     /// Records when the user was last seen (their last connection closed):
     /// `User::last_seen_at` reads it back. `NotFound` for no user.
@@ -376,6 +378,48 @@ pub struct Reacted {
     pub message: Message,
 }
 
+/// One emoji's reactions on a message with every user who made one, in the
+/// order they reacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reactors {
+    pub emoji: String,
+    pub user_ids: Vec<UserId>,
+}
+
+/// A member's markers in a room, for the receipts list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    pub user_id: UserId,
+    pub markers: Markers,
+}
+
+/// A full-text search over the messages of the rooms a user is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageSearch {
+    /// Plain words, lower-cased, at least one: a message matches when it
+    /// contains every one of them as a word (no stemming, no prefixes).
+    pub words: Vec<String>,
+    /// Only this room (the caller has checked that the viewer may read it).
+    pub room: Option<RoomId>,
+}
+
+/// The little a search hit says about its room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    pub id: RoomId,
+    pub name: RoomName,
+    pub kind: RoomKind,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub message: Message,
+    pub room: RoomSummary,
+    /// Higher is a better match; comparable only within one search.
+    pub rank: f64,
+}
+
 /// A member's markers in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Markers {
@@ -391,7 +435,8 @@ pub trait MessageRepo: Send + Sync + 'static {
     /// this sender already used in this room, returns `Existing` with the first
     /// message, also when the two sends race. Fails with `Conflict { what:
     /// STALE }` when the sender is not a member at commit time, and `NotFound`
-    /// when the room does not exist.
+    /// when the room does not exist, the attachment is no stored attachment
+    /// or `reply_to` names no message of this room.
     async fn append(&self, message: &NewMessage) -> Result<Appended, StoreError>;
     /// The message as `viewer` sees it (reactions' `me`); `None` if none.
     async fn find(&self, id: MessageId, viewer: UserId) -> Result<Option<Message>, StoreError>;
@@ -450,6 +495,28 @@ pub trait MessageRepo: Send + Sync + 'static {
         add: bool,
         at: Timestamp,
     ) -> Result<Option<Reacted>, StoreError>;
+    /// Every user's current reactions on the message, one entry per emoji in
+    /// the order of [`Message::reactions`], users in the order they reacted
+    /// (ties by user id). Empty for a deleted or unknown message.
+    async fn reactors(&self, id: MessageId) -> Result<Vec<Reactors>, StoreError>;
+    /// Messages of the rooms `viewer` is a member of *now* (or of
+    /// `search.room` only, and then only if `viewer` is a member of it) that
+    /// contain every word, never a deleted one, as `viewer` sees them.
+    /// Best match first (highest `rank`), ties newest first (highest id);
+    /// the cursor of a hit carries its rank and id, so paging is stable
+    /// while new messages arrive. PostgreSQL: the `search` tsvector column
+    /// with its GIN index and `ts_rank`; the memory store: word match, rank
+    /// the number of occurrences of the words.
+    async fn search(
+        &self,
+        viewer: UserId,
+        search: &MessageSearch,
+        page: &PageRequest,
+    ) -> Result<Page<SearchHit>, StoreError>;
+    /// The markers of every current member of the room (zeros where none
+    /// yet), in the order they joined.
+    async fn receipts(&self, room: RoomId, page: &PageRequest)
+    -> Result<Page<Receipt>, StoreError>;
     /// `user`'s markers in the room (zeros where none yet).
     async fn markers(&self, room: RoomId, user: UserId) -> Result<Markers, StoreError>;
     /// Moves `user`'s read marker (and with it the delivered one) forward to
@@ -466,6 +533,33 @@ pub trait MessageRepo: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 }
 
+// ---------------------------------------------------------------- attachments
+
+/// An uploaded file's record, stored once its bytes are in the [`crate::BlobStore`].
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub id: AttachmentId,
+    pub uploader: UserId,
+    /// Sanitised already: the name to offer on download.
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    pub created_at: Timestamp,
+}
+
+#[async_trait]
+pub trait AttachmentRepo: Send + Sync + 'static {
+    /// Stores the record; `Conflict { what: "attachment" }` for a known id.
+    async fn create(&self, attachment: &NewAttachment) -> Result<Attachment, StoreError>;
+    /// `None` when no such attachment exists.
+    async fn find(&self, id: AttachmentId) -> Result<Option<Attachment>, StoreError>;
+    /// Whether `user` may download it: they uploaded it, or they are a member
+    /// of a room where a message that is not deleted carries it, or it is
+    /// some user's current avatar (avatars are shown to everyone signed in).
+    /// `false` for an unknown attachment.
+    async fn readable_by(&self, id: AttachmentId, user: UserId) -> Result<bool, StoreError>;
+}
+
 /// Every repository, as one bundle: what the app is built from and what the
 /// contract suite runs against.
 #[derive(Clone)]
@@ -475,4 +569,5 @@ pub struct Stores {
     pub blocks: std::sync::Arc<dyn BlockRepo>,
     pub rooms: std::sync::Arc<dyn RoomRepo>,
     pub messages: std::sync::Arc<dyn MessageRepo>,
+    pub attachments: std::sync::Arc<dyn AttachmentRepo>,
 }

@@ -3,10 +3,13 @@
 //! `State` behind one mutex, so each port call is trivially one
 //! atomic transaction over one consistent snapshot; it passes the same
 //! contract suite (`chat_ports::contract`) as the PostgreSQL store.
+//! [`MemoryBlobs`] keeps the bytes of attachments (`chat_ports::BlobStore`).
 //!
 //! This crate must not know about HTTP, SQL, the use cases or any other
 //! adapter: it depends on `chat-domain` and `chat-ports` only.
 
+mod attachments;
+mod blobs;
 mod blocks;
 mod messages;
 mod rooms;
@@ -19,6 +22,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chat_ports::{StoreError, Stores};
 
 use crate::state::State;
+
+pub use crate::blobs::MemoryBlobs;
 
 /// Every repository in memory. Cloning is cheap and shares the data: clones
 /// are handles to the same store.
@@ -46,7 +51,8 @@ impl MemoryStore {
             sessions: self.clone(),
             blocks: self.clone(),
             rooms: self.clone(),
-            messages: self,
+            messages: self.clone(),
+            attachments: self,
         }
     }
 

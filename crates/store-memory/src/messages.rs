@@ -1,11 +1,20 @@
 //! `MessageRepo`.
 
+use std::cmp::Ordering;
+use std::ops::Bound;
+
 use async_trait::async_trait;
 use chat_domain::{HistoryQuery, Message, MessageContent, MessageId, RoomId, Timestamp, UserId};
-use chat_ports::{Appended, History, Markers, MessageRepo, NewMessage, Reacted, StoreError};
+use chat_ports::{
+    Appended, Cursor, History, Markers, MessageRepo, MessageSearch, NewMessage, Page, PageRequest,
+    Reacted, Reactors, Receipt, RoomSummary, SearchHit, StoreError,
+};
 
 use crate::MemoryStore;
-use crate::state::{State, StoredMessage, StoredReaction, seen_by, to_message};
+use crate::state::{
+    RoomState, State, StoredMessage, StoredReaction, forget_use, record_use, seen_by, time_cursor,
+    time_position, to_message,
+};
 
 /// The live (not deleted) message `id`, with its room, for a change: `None`
 /// when there is no such message or it is deleted.
@@ -40,6 +49,70 @@ fn read_back(state: &State, id: MessageId, viewer: UserId) -> Result<Message, St
     seen_by(state, room, stored, viewer)
 }
 
+/// The reactions of one message grouped by emoji: emojis in the order of
+/// [`crate::state::reaction_summaries`] (the earliest reaction of each,
+/// ties by emoji), users in the order they reacted (ties by user id).
+fn reactors_of(list: &[StoredReaction]) -> Vec<Reactors> {
+    let mut in_order: Vec<&StoredReaction> = list.iter().collect();
+    in_order.sort_unstable_by_key(|r| (r.created_at, r.user));
+    // In reaction order, so each emoji's first reaction is its earliest.
+    let mut by_emoji: Vec<(Timestamp, &str, Vec<UserId>)> = Vec::new();
+    for r in in_order {
+        match by_emoji.iter_mut().find(|(_, emoji, _)| *emoji == r.emoji) {
+            Some((_, _, users)) => users.push(r.user),
+            None => by_emoji.push((r.created_at, &r.emoji, vec![r.user])),
+        }
+    }
+    by_emoji.sort_by(|(a, x, _), (b, y, _)| (a, x).cmp(&(b, y)));
+    by_emoji
+        .into_iter()
+        .map(|(_, emoji, user_ids)| Reactors {
+            emoji: emoji.to_owned(),
+            user_ids,
+        })
+        .collect()
+}
+
+/// The words of a message's text: split at every character that is not a
+/// letter or a digit, lower-cased.
+fn tokens(content: &str) -> impl Iterator<Item = String> + '_ {
+    content
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// How well `content` matches `words`: `None` unless every word is one of
+/// its tokens; else how many of its tokens are one of the words.
+fn rank_of(content: &str, words: &[String]) -> Option<f64> {
+    let mut found = vec![false; words.len()];
+    let mut occurrences = 0_u32;
+    for token in tokens(content) {
+        let mut hit = false;
+        for (i, word) in words.iter().enumerate() {
+            if *word == token {
+                found[i] = true;
+                hit = true;
+            }
+        }
+        occurrences += u32::from(hit);
+    }
+    found.iter().all(|f| *f).then_some(f64::from(occurrences))
+}
+
+/// A rank as a cursor key: Rust's shortest form that reads back exactly.
+fn rank_key(rank: f64) -> String {
+    format!("{rank:?}")
+}
+
+/// Reads back a [`rank_key`]; `InvalidCursor` for anything else.
+fn parse_rank_key(key: &str) -> Result<f64, StoreError> {
+    key.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite())
+        .ok_or(StoreError::InvalidCursor)
+}
+
 #[async_trait]
 impl MessageRepo for MemoryStore {
     async fn append(&self, new: &NewMessage) -> Result<Appended, StoreError> {
@@ -68,6 +141,21 @@ impl MessageRepo for MemoryStore {
         if state.message_index.contains_key(&new.id) {
             return Err(StoreError::Conflict { what: "id" });
         }
+        // What PostgreSQL's foreign keys refuse: an unknown attachment, a
+        // reply to a message that is not in this room.
+        if let Some(attachment) = new.attachment
+            && !state.attachments.contains_key(&attachment)
+        {
+            return Err(StoreError::NotFound);
+        }
+        if let Some(reply_to) = new.reply_to
+            && state
+                .message_index
+                .get(&reply_to)
+                .is_none_or(|(room, _)| *room != new.room_id)
+        {
+            return Err(StoreError::NotFound);
+        }
         let stored = StoredMessage {
             id: new.id,
             seq: r.room.last_seq + 1,
@@ -82,7 +170,13 @@ impl MessageRepo for MemoryStore {
             version: r.room.version + 1,
         };
         // Build the answer first: nothing is written if that fails.
-        let message = to_message(&state.users, new.room_id, &stored, new.sender)?;
+        let message = to_message(
+            &state.users,
+            &state.attachments,
+            new.room_id,
+            &stored,
+            new.sender,
+        )?;
         r.room.last_seq = stored.seq;
         r.room.version = stored.version;
         r.last_activity = stored.created_at;
@@ -94,6 +188,9 @@ impl MessageRepo for MemoryStore {
             .message_index
             .insert(stored.id, (new.room_id, stored.seq));
         r.messages.insert(stored.seq, stored);
+        if let Some(attachment) = new.attachment {
+            record_use(state, attachment, new.id);
+        }
         Ok(Appended::New(message))
     }
 
@@ -184,11 +281,15 @@ impl MessageRepo for MemoryStore {
             return Ok(None);
         };
         let version = bump_version(state, room)?;
+        let mut carried = None;
         if let Some((_, stored)) = live_message(state, id) {
             stored.content = String::new();
-            stored.attachment = None;
+            carried = stored.attachment.take();
             stored.deleted = true;
             stored.version = version;
+        }
+        if let Some(attachment) = carried {
+            forget_use(state, attachment, id);
         }
         // A tombstone carries no reactions.
         state.reactions.remove(&id);
@@ -238,6 +339,117 @@ impl MessageRepo for MemoryStore {
         Ok(Some(Reacted { changed, message }))
     }
 
+    async fn reactors(&self, id: MessageId) -> Result<Vec<Reactors>, StoreError> {
+        let state = self.lock()?;
+        // A deleted message has no reactions left: no entry.
+        Ok(state
+            .reactions
+            .get(&id)
+            .map(|list| reactors_of(list))
+            .unwrap_or_default())
+    }
+
+    async fn search(
+        &self,
+        viewer: UserId,
+        search: &MessageSearch,
+        page: &PageRequest,
+    ) -> Result<Page<SearchHit>, StoreError> {
+        let after = page
+            .after
+            .as_ref()
+            .map(|c| Ok::<_, StoreError>((parse_rank_key(&c.key)?, MessageId(c.id))))
+            .transpose()?;
+        if search.words.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let state = self.lock()?;
+        let Some(mine) = state.rooms_of_user.get(&viewer) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        };
+        let rooms: Vec<RoomId> = match search.room {
+            Some(room) => mine.contains(&room).then_some(room).into_iter().collect(),
+            None => mine.iter().copied().collect(),
+        };
+        let mut hits: Vec<(f64, &RoomState, &StoredMessage)> = Vec::new();
+        for room in rooms {
+            let Some(r) = state.rooms.get(&room) else {
+                continue;
+            };
+            for m in r.messages.values().filter(|m| !m.deleted) {
+                let Some(rank) = rank_of(&m.content, &search.words) else {
+                    continue;
+                };
+                let past_cursor =
+                    after.is_none_or(|(at_rank, at_id)| match rank.total_cmp(&at_rank) {
+                        Ordering::Less => true,
+                        Ordering::Equal => m.id < at_id,
+                        Ordering::Greater => false,
+                    });
+                if past_cursor {
+                    hits.push((rank, r, m));
+                }
+            }
+        }
+        // Best match first, ties newest first.
+        hits.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.2.id.cmp(&a.2.id)));
+        hits.truncate(page.limit() + 1);
+        let items = hits
+            .into_iter()
+            .map(|(rank, r, m)| {
+                Ok(SearchHit {
+                    message: seen_by(&state, r.room.id, m, viewer)?,
+                    room: RoomSummary {
+                        id: r.room.id,
+                        name: r.room.name.clone(),
+                        kind: r.room.kind,
+                    },
+                    rank,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Page::from_overfetch(items, page.limit(), |h| {
+            Cursor::new(rank_key(h.rank), h.message.id.0)
+        }))
+    }
+
+    async fn receipts(
+        &self,
+        room: RoomId,
+        page: &PageRequest,
+    ) -> Result<Page<Receipt>, StoreError> {
+        let state = self.lock()?;
+        let lower =
+            time_position::<UserId>(page.after.as_ref())?.map_or(Bound::Unbounded, Bound::Excluded);
+        let Some(r) = state.rooms.get(&room) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        };
+        let items: Vec<(Timestamp, Receipt)> = r
+            .join_order
+            .range((lower, Bound::Unbounded))
+            .take(page.limit() + 1)
+            .map(|&(joined_at, user_id)| {
+                let markers = r.markers.get(&user_id).copied().unwrap_or_default();
+                (joined_at, Receipt { user_id, markers })
+            })
+            .collect();
+        Ok(
+            Page::from_overfetch(items, page.limit(), |(joined_at, receipt)| {
+                time_cursor(*joined_at, receipt.user_id.0)
+            })
+            .map(|(_, receipt)| receipt),
+        )
+    }
+
     async fn markers(&self, room: RoomId, user: UserId) -> Result<Markers, StoreError> {
         Ok(self
             .lock()?
@@ -276,6 +488,48 @@ impl MessageRepo for MemoryStore {
             Ok(true)
         } else {
             Ok(false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[test]
+    fn tokens_split_at_everything_but_letters_and_digits() {
+        assert_eq!(
+            tokens("Hello, WORLD! it's v2.0 — Ünïcode_ok").collect::<Vec<_>>(),
+            vec!["hello", "world", "it", "s", "v2", "0", "ünïcode", "ok"]
+        );
+        assert_eq!(tokens(" ,;! ").count(), 0);
+    }
+
+    #[test]
+    fn every_word_must_match_and_rank_counts_occurrences() {
+        let text = "Quick! quick fox, QUICK brown fox";
+        assert_eq!(rank_of(text, &words(&["quick"])), Some(3.0));
+        assert_eq!(rank_of(text, &words(&["quick", "fox"])), Some(5.0));
+        assert_eq!(rank_of(text, &words(&["fox", "fox"])), Some(2.0));
+        assert_eq!(rank_of(text, &words(&["quick", "cat"])), None);
+        assert_eq!(rank_of(text, &words(&["qui"])), None, "no prefixes");
+        assert_eq!(rank_of("quickly", &words(&["quick"])), None);
+    }
+
+    #[test]
+    fn rank_keys_read_back_exactly() {
+        for rank in [0.0, 1.0, 3.0, 0.1, 1.0 / 3.0, 1e-20, 12_345.678] {
+            assert_eq!(parse_rank_key(&rank_key(rank)).ok(), Some(rank));
+        }
+        for bad in ["", "x", "NaN", "inf", "-inf", "1,5"] {
+            assert!(matches!(
+                parse_rank_key(bad),
+                Err(StoreError::InvalidCursor)
+            ));
         }
     }
 }

@@ -13,8 +13,8 @@ use chat_ports::{
 
 use crate::MemoryStore;
 use crate::state::{
-    BanRow, MemberRow, RoomState, State, StoredMessage, require_user, seen_by, time_cursor,
-    time_position, to_message,
+    BanRow, MemberRow, RoomState, State, StoredMessage, forget_use, require_user, seen_by,
+    time_cursor, time_position, to_message,
 };
 
 fn count(n: usize) -> Result<u32, StoreError> {
@@ -474,7 +474,9 @@ fn commit(state: &mut State, room: RoomId, ops: &[RoomOp]) -> Applied {
                 r.last_activity = *at;
                 state.message_index.insert(*id, (room, stored.seq));
                 // `check` made sure the sender exists.
-                if let Ok(message) = to_message(&state.users, room, &stored, *sender) {
+                if let Ok(message) =
+                    to_message(&state.users, &state.attachments, room, &stored, *sender)
+                {
                     changes.push(RoomChange::MessageAdded {
                         message: Box::new(message),
                     });
@@ -516,6 +518,9 @@ fn delete_room(state: &mut State, room: RoomId) -> Vec<UserId> {
     for message in r.messages.values() {
         state.message_index.remove(&message.id);
         state.reactions.remove(&message.id);
+        if let Some(attachment) = message.attachment {
+            forget_use(state, attachment, message.id);
+        }
     }
     state.public_rooms.remove(&(r.room.created_at, room));
     if let Some(pair) = r.room.direct_pair {

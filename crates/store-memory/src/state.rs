@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chat_domain::{
-    AttachmentId, ClientMsgId, Membership, Message, MessageId, MessageKind, ReactionSummary,
-    RoomId, SenderInfo, SessionId, Timestamp, User, UserId,
+    Attachment, AttachmentId, ClientMsgId, Membership, Message, MessageId, MessageKind,
+    ReactionSummary, RoomId, SenderInfo, SessionId, Timestamp, User, UserId,
 };
 use chat_ports::{Cursor, Markers, Session, StoreError};
 
@@ -42,6 +42,15 @@ pub(crate) struct State {
     /// here rather than on [`StoredMessage`] so that the message rows stay
     /// as the room code builds them; read through [`seen_by`].
     pub reactions: HashMap<MessageId, Vec<StoredReaction>>,
+
+    /// Every attachment's record.
+    pub attachments: HashMap<AttachmentId, Attachment>,
+    /// The live (not deleted) messages that carry each attachment: who may
+    /// read it. An attachment carried by none has no entry.
+    pub attachment_uses: HashMap<AttachmentId, HashSet<MessageId>>,
+    /// The users whose current avatar each attachment is. An attachment
+    /// that is nobody's avatar has no entry.
+    pub avatars: HashMap<AttachmentId, HashSet<UserId>>,
 }
 
 /// One user's reaction with one emoji.
@@ -109,9 +118,8 @@ pub(crate) struct StoredMessage {
     pub sender: UserId,
     pub kind: MessageKind,
     pub content: String,
-    /// Kept as given; resolved into an `Attachment` once attachments are
-    /// stored (until then a message reads back with `attachment: None`).
-    /// A delete clears it.
+    /// An attachment in `State::attachments` (a send checks it), read back
+    /// whole. A delete clears it.
     pub attachment: Option<AttachmentId>,
     pub reply_to: Option<MessageId>,
     pub created_at: Timestamp,
@@ -140,9 +148,10 @@ impl RoomState {
     }
 }
 
-/// The message as `viewer` sees it.
+/// The message as `viewer` sees it, without its reactions (see [`seen_by`]).
 pub(crate) fn to_message(
     users: &HashMap<UserId, UserRow>,
+    attachments: &HashMap<AttachmentId, Attachment>,
     room_id: RoomId,
     stored: &StoredMessage,
     _viewer: UserId,
@@ -165,8 +174,15 @@ pub(crate) fn to_message(
         } else {
             stored.content.clone()
         },
-        // No attachment store yet: see `StoredMessage::attachment`.
-        attachment: None,
+        attachment: match stored.attachment {
+            Some(id) if !stored.deleted => Some(
+                attachments
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| StoreError::other("a message's attachment is missing"))?,
+            ),
+            _ => None,
+        },
         reply_to_id: stored.reply_to,
         // Reactions live in `State::reactions`: [`seen_by`] adds them.
         reactions: Vec::new(),
@@ -214,11 +230,31 @@ pub(crate) fn seen_by(
     stored: &StoredMessage,
     viewer: UserId,
 ) -> Result<Message, StoreError> {
-    let mut message = to_message(&state.users, room_id, stored, viewer)?;
+    let mut message = to_message(&state.users, &state.attachments, room_id, stored, viewer)?;
     if let Some(reactions) = state.reactions.get(&stored.id) {
         message.reactions = reaction_summaries(reactions, viewer);
     }
     Ok(message)
+}
+
+/// Records that message `id`, live, carries `attachment`.
+pub(crate) fn record_use(state: &mut State, attachment: AttachmentId, id: MessageId) {
+    state
+        .attachment_uses
+        .entry(attachment)
+        .or_default()
+        .insert(id);
+}
+
+/// Forgets that message `id` carries `attachment` (it was deleted, or its
+/// room was).
+pub(crate) fn forget_use(state: &mut State, attachment: AttachmentId, id: MessageId) {
+    if let Some(uses) = state.attachment_uses.get_mut(&attachment) {
+        uses.remove(&id);
+        if uses.is_empty() {
+            state.attachment_uses.remove(&attachment);
+        }
+    }
 }
 
 /// A timestamp as a cursor key: RFC 3339, every digit kept.

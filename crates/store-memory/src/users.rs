@@ -92,11 +92,31 @@ impl UserRepo for MemoryStore {
 
     async fn update_profile(&self, id: UserId, patch: &ProfilePatch) -> Result<User, StoreError> {
         let mut state = self.lock()?;
+        let state = &mut *state;
         let row = state.users.get_mut(&id).ok_or(StoreError::NotFound)?;
+        // PostgreSQL's foreign key: an avatar must be a stored attachment.
+        if let Some(Some(avatar)) = patch.avatar
+            && !state.attachments.contains_key(&avatar)
+        {
+            return Err(StoreError::NotFound);
+        }
         if let Some(name) = &patch.display_name {
             row.user.display_name = name.clone();
         }
-        if let Some(avatar) = patch.avatar {
+        if let Some(avatar) = patch.avatar
+            && avatar != row.user.avatar
+        {
+            if let Some(old) = row.user.avatar
+                && let Some(users) = state.avatars.get_mut(&old)
+            {
+                users.remove(&id);
+                if users.is_empty() {
+                    state.avatars.remove(&old);
+                }
+            }
+            if let Some(new) = avatar {
+                state.avatars.entry(new).or_default().insert(id);
+            }
             row.user.avatar = avatar;
         }
         Ok(row.user.clone())

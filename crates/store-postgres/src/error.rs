@@ -50,9 +50,9 @@ fn conflict_what(constraint: &str) -> Option<&'static str> {
         "users_email_key" => "email",
         "rooms_direct_pair_key" => "direct_pair",
         "messages_client_msg_id_key" => CLIENT_MSG_ID,
-        "users_pkey" | "sessions_pkey" | "rooms_pkey" | "messages_pkey" | "attachments_pkey" => {
-            "id"
-        }
+        // `storage_key` is the id's string: the two break together.
+        "attachments_pkey" | "attachments_storage_key_key" => "attachment",
+        "users_pkey" | "sessions_pkey" | "rooms_pkey" | "messages_pkey" => "id",
         _ => return None,
     })
 }
@@ -121,6 +121,7 @@ mod tests {
         assert_eq!(conflict_what("users_email_key"), Some("email"));
         assert_eq!(conflict_what("rooms_direct_pair_key"), Some("direct_pair"));
         assert_eq!(conflict_what("rooms_pkey"), Some("id"));
+        assert_eq!(conflict_what("attachments_pkey"), Some("attachment"));
         assert_eq!(conflict_what("memberships_pkey"), None);
     }
 

@@ -20,6 +20,7 @@
 //! This crate must not know about HTTP, the use cases or any other adapter:
 //! it depends on `chat-domain` and `chat-ports` only.
 
+mod attachments;
 mod blocks;
 mod error;
 mod messages;
@@ -265,6 +266,13 @@ impl PgStore {
 
     /// Whether the database answers `SELECT 1` within `connect_timeout`:
     /// the check behind `/ready`.
+    /// The pool as it is now: `(max, open, idle, waiting)` connections
+    /// (`waiting`: callers queued for one).
+    pub fn pool_status(&self) -> (usize, usize, usize, usize) {
+        let s = self.pool.status();
+        (s.max_size, s.size, s.available, s.waiting)
+    }
+
     pub async fn ping(&self) -> bool {
         let probe = self.query(|c| {
             Box::pin(async move {
@@ -288,7 +296,8 @@ impl PgStore {
             sessions: self.clone(),
             blocks: self.clone(),
             rooms: self.clone(),
-            messages: self,
+            messages: self.clone(),
+            attachments: self,
         }
     }
 

@@ -7,20 +7,24 @@ use async_trait::async_trait;
 use chat_domain::{
     HistoryQuery, Message, MessageContent, MessageId, ReactionSummary, RoomId, Timestamp, UserId,
 };
-use chat_ports::{Appended, History, Markers, MessageRepo, NewMessage, Reacted, StoreError};
-use diesel::dsl::{AsSelect, count_star, min};
+use chat_ports::{
+    Appended, Cursor, History, Markers, MessageRepo, MessageSearch, NewMessage, Page, PageRequest,
+    Reacted, Reactors, Receipt, RoomSummary, SearchHit, StoreError,
+};
+use diesel::dsl::{AsSelect, count_star, min, not};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::error::{CLIENT_MSG_ID, TxError};
+use crate::page::{overfetch, time_cursor, time_position};
 use crate::rows::{
-    AttachmentRow, MessageParts, MessageRow, NewMessageRow, SenderRow, message_kind_str, to_i64,
-    to_message, to_u64,
+    AttachmentRow, MessageParts, MessageRow, NewMessageRow, RoomSummaryRow, SenderRow,
+    message_kind_str, to_i64, to_message, to_u64,
 };
 use crate::schema::{attachments, memberships, messages, reactions, read_markers, rooms, users};
-use crate::sql::bool_or;
+use crate::sql::{TsMatches, bool_or, plainto_tsquery, simple, ts_rank};
 use crate::{Conn, Mode, PgStore};
 
 /// What a message is read with: the row, its sender, its attachment.
@@ -354,6 +358,126 @@ async fn react_in(
     }))
 }
 
+/// The users who reacted to message `id`, grouped by emoji: emojis in the
+/// order of [`reactions_of`] (the earliest reaction of each, ties by emoji
+/// bytes), users in the order they reacted (ties by user id).
+async fn reactors_in(c: &mut Conn, id: MessageId) -> Result<Vec<Reactors>, TxError> {
+    // A deleted message has no reactions left.
+    let rows: Vec<(String, Uuid, Timestamp)> = reactions::table
+        .filter(reactions::message_id.eq(id.0))
+        .select((reactions::emoji, reactions::user_id, reactions::created_at))
+        .order((reactions::created_at.asc(), reactions::user_id.asc()))
+        .load(c)
+        .await?;
+    // In reaction order, so each emoji's first row is its earliest.
+    let mut by_emoji: Vec<(Timestamp, String, Vec<UserId>)> = Vec::new();
+    for (emoji, user, at) in rows {
+        match by_emoji.iter_mut().find(|(_, e, _)| *e == emoji) {
+            Some((_, _, users)) => users.push(UserId(user)),
+            None => by_emoji.push((at, emoji, vec![UserId(user)])),
+        }
+    }
+    by_emoji.sort_by(|(a, x, _), (b, y, _)| (a, x).cmp(&(b, y)));
+    Ok(by_emoji
+        .into_iter()
+        .map(|(_, emoji, user_ids)| Reactors { emoji, user_ids })
+        .collect())
+}
+
+/// A rank as a cursor key: Rust's shortest form of the `real` that
+/// PostgreSQL computed, which reads back to exactly that `real`.
+fn rank_key(rank: f32) -> String {
+    format!("{rank:?}")
+}
+
+/// Reads back a [`rank_key`]; `InvalidCursor` for anything else.
+fn parse_rank_key(key: &str) -> Result<f32, StoreError> {
+    key.parse::<f32>()
+        .ok()
+        .filter(|r| r.is_finite())
+        .ok_or(StoreError::InvalidCursor)
+}
+
+/// One page of a search: the hits after `after` (a rank and a message id),
+/// best first. The match runs on `messages.search` (its GIN index is
+/// partial, `WHERE NOT deleted`, and so is the query), in the rooms
+/// `viewer` is a member of, joined through `memberships`.
+async fn search_in(
+    c: &mut Conn,
+    viewer: UserId,
+    words: String,
+    room: Option<RoomId>,
+    after: Option<(f32, Uuid)>,
+    fetch: i64,
+) -> Result<Vec<(SearchHit, f32)>, TxError> {
+    // The words go in as one bound parameter: plain text, parsed by the
+    // 'simple' configuration as the column's words were, ANDed.
+    let query = || plainto_tsquery(simple(), words.clone());
+    let rank = || ts_rank(messages::search, query());
+    let mut q = messages::table
+        .inner_join(users::table)
+        .left_join(attachments::table)
+        .inner_join(rooms::table)
+        .inner_join(
+            memberships::table.on(memberships::room_id
+                .eq(messages::room_id)
+                .and(memberships::user_id.eq(viewer.0))),
+        )
+        .filter(TsMatches::new(messages::search, query()))
+        .filter(not(messages::deleted))
+        .select((
+            MessageRow::as_select(),
+            SenderRow::as_select(),
+            Option::<AttachmentRow>::as_select(),
+            RoomSummaryRow::as_select(),
+            rank(),
+        ))
+        .order((rank().desc(), messages::id.desc()))
+        .limit(fetch)
+        .into_boxed();
+    if let Some(room) = room {
+        q = q.filter(messages::room_id.eq(room.0));
+    }
+    if let Some((at_rank, at_id)) = after {
+        // In `real`, as ts_rank computes it: the cursor's rank is exactly
+        // the rank of its hit.
+        q = q.filter(
+            rank()
+                .lt(at_rank)
+                .or(rank().eq(at_rank).and(messages::id.lt(at_id))),
+        );
+    }
+    type Row = (
+        MessageRow,
+        SenderRow,
+        Option<AttachmentRow>,
+        RoomSummaryRow,
+        f32,
+    );
+    let rows: Vec<Row> = q.load(c).await?;
+    let mut found = Vec::with_capacity(rows.len());
+    let mut rest = Vec::with_capacity(rows.len());
+    for (message, sender, attachment, room, rank) in rows {
+        found.push((message, sender, attachment));
+        rest.push((room, rank));
+    }
+    let messages = as_seen_by(c, found, viewer).await?;
+    messages
+        .into_iter()
+        .zip(rest)
+        .map(|(message, (room, rank))| {
+            Ok((
+                SearchHit {
+                    message,
+                    room: RoomSummary::try_from(room)?,
+                    rank: f64::from(rank),
+                },
+                rank,
+            ))
+        })
+        .collect()
+}
+
 #[async_trait]
 impl MessageRepo for PgStore {
     async fn append(&self, new: &NewMessage) -> Result<Appended, StoreError> {
@@ -481,6 +605,106 @@ impl MessageRepo for PgStore {
         .await
     }
 
+    async fn reactors(&self, id: MessageId) -> Result<Vec<Reactors>, StoreError> {
+        self.query(move |c| Box::pin(async move { reactors_in(c, id).await }))
+            .await
+    }
+
+    async fn search(
+        &self,
+        viewer: UserId,
+        search: &MessageSearch,
+        page: &PageRequest,
+    ) -> Result<Page<SearchHit>, StoreError> {
+        let after = page
+            .after
+            .as_ref()
+            .map(|c| Ok::<_, StoreError>((parse_rank_key(&c.key)?, c.id)))
+            .transpose()?;
+        // No words match nothing; nor does a NUL, which no text can hold.
+        if search.words.is_empty() || search.words.iter().any(|w| w.contains('\0')) {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let words = search.words.join(" ");
+        let room = search.room;
+        let limit = page.limit();
+        let fetch = overfetch(page);
+        let hits = self
+            .read(move |c| {
+                Box::pin(async move { search_in(c, viewer, words, room, after, fetch).await })
+            })
+            .await?;
+        Ok(Page::from_overfetch(hits, limit, |(hit, rank)| {
+            Cursor::new(rank_key(*rank), hit.message.id.0)
+        })
+        .map(|(hit, _)| hit))
+    }
+
+    async fn receipts(
+        &self,
+        room: RoomId,
+        page: &PageRequest,
+    ) -> Result<Page<Receipt>, StoreError> {
+        let after = time_position(page.after.as_ref())?;
+        let limit = page.limit();
+        let fetch = overfetch(page);
+        self.query(move |c| {
+            Box::pin(async move {
+                let mut query = memberships::table
+                    .left_join(
+                        read_markers::table.on(read_markers::room_id
+                            .eq(memberships::room_id)
+                            .and(read_markers::user_id.eq(memberships::user_id))),
+                    )
+                    .filter(memberships::room_id.eq(room.0))
+                    .select((
+                        memberships::user_id,
+                        memberships::joined_at,
+                        read_markers::last_read_seq.nullable(),
+                        read_markers::last_delivered_seq.nullable(),
+                    ))
+                    .order((memberships::joined_at.asc(), memberships::user_id.asc()))
+                    .limit(fetch)
+                    .into_boxed();
+                if let Some((t, id)) = after {
+                    query = query.filter(
+                        memberships::joined_at.gt(t).or(memberships::joined_at
+                            .eq(t)
+                            .and(memberships::user_id.gt(id))),
+                    );
+                }
+                let rows: Vec<(Uuid, Timestamp, Option<i64>, Option<i64>)> = query.load(c).await?;
+                let items = rows
+                    .into_iter()
+                    .map(|(user, joined_at, read, delivered)| {
+                        let markers = Markers {
+                            last_read_seq: to_u64(read.unwrap_or(0), "read_markers.last_read_seq")?,
+                            last_delivered_seq: to_u64(
+                                delivered.unwrap_or(0),
+                                "read_markers.last_delivered_seq",
+                            )?,
+                        };
+                        Ok((
+                            joined_at,
+                            Receipt {
+                                user_id: UserId(user),
+                                markers,
+                            },
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Ok(Page::from_overfetch(items, limit, |(joined_at, receipt)| {
+                    time_cursor(*joined_at, receipt.user_id.0)
+                })
+                .map(|(_, receipt)| receipt))
+            })
+        })
+        .await
+    }
+
     async fn markers(&self, room: RoomId, user: UserId) -> Result<Markers, StoreError> {
         self.query(move |c| {
             Box::pin(async move {
@@ -565,5 +789,26 @@ impl MessageRepo for PgStore {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_keys_read_back_to_the_same_real() {
+        for rank in [0.0_f32, 0.060_792_71, 0.1, 1.0 / 3.0, 1e-20, f32::MAX] {
+            assert_eq!(
+                parse_rank_key(&rank_key(rank)).ok().map(f32::to_bits),
+                Some(rank.to_bits())
+            );
+        }
+        for bad in ["", "x", "NaN", "inf", "1,5"] {
+            assert!(matches!(
+                parse_rank_key(bad),
+                Err(StoreError::InvalidCursor)
+            ));
+        }
     }
 }

@@ -8,7 +8,7 @@ use chat_domain::{
     ReactionSummary, Role, Room, RoomDescription, RoomId, RoomKind, RoomName, SenderInfo,
     Timestamp, User, UserId, Username,
 };
-use chat_ports::StoreError;
+use chat_ports::{RoomSummary, StoreError};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -194,6 +194,27 @@ impl TryFrom<RoomRow> for Room {
     }
 }
 
+/// What a search hit says about its room.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = rooms, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct RoomSummaryRow {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+}
+
+impl TryFrom<RoomSummaryRow> for RoomSummary {
+    type Error = StoreError;
+
+    fn try_from(row: RoomSummaryRow) -> Result<Self, StoreError> {
+        Ok(RoomSummary {
+            id: RoomId(row.id),
+            name: RoomName::parse(&row.name).map_err(|_| corrupt("rooms.name"))?,
+            kind: parse_room_kind(&row.kind)?,
+        })
+    }
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = rooms)]
 pub(crate) struct NewRoomRow<'a> {
@@ -302,6 +323,18 @@ impl TryFrom<AttachmentRow> for Attachment {
             created_at: row.created_at,
         })
     }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = attachments)]
+pub(crate) struct NewAttachmentRow<'a> {
+    pub id: Uuid,
+    pub uploader_id: Uuid,
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub size: i64,
+    pub storage_key: String,
+    pub created_at: Timestamp,
 }
 
 /// A message row with what it is shown with.

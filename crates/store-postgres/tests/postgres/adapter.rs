@@ -152,7 +152,8 @@ async fn fresh() -> (TestDb, Stores) {
 
 // ---------------------------------------------------------------- errors
 
-/// A taken id is `Conflict { what: "id" }`, whichever table it is in.
+/// A taken id is `Conflict { what: "id" }`, whichever table it is in; only
+/// an attachment's is `"attachment"`, as its port asks (see the contract).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_taken_id_is_a_conflict_on_id() {
     let (_db, s) = fresh().await;
@@ -768,4 +769,98 @@ async fn changes_are_index_range_scans() {
         .unwrap();
     assert_eq!((c.messages.len(), c.has_more, c.version), (100, true, 4100));
     assert_eq!(c.messages[0].seq, 2001);
+}
+
+// ---------------------------------------------------------------- search
+
+async fn search_ids(s: &Stores, viewer: UserId, words: &[&str]) -> Vec<MessageId> {
+    let search = chat_ports::MessageSearch {
+        words: words.iter().map(|w| (*w).to_owned()).collect(),
+        room: None,
+    };
+    s.messages
+        .search(viewer, &search, &PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|h| h.message.id)
+        .collect()
+}
+
+/// The words are bound as plain text, never read as query syntax: no `|`
+/// (or), no `:*` (prefix), no quoting; a NUL or mere punctuation matches
+/// nothing, without an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn search_words_are_plain_text() {
+    let (_db, s) = fresh().await;
+    let alice = user(&s, "alice").await;
+    let here = room(&s, alice, &[]).await;
+    let fox = send(&s, here, alice, "the quick fox").await;
+    send(&s, here, alice, "quickly").await;
+
+    assert_eq!(search_ids(&s, alice, &["quick"]).await, vec![fox.id]);
+    assert_eq!(search_ids(&s, alice, &["quick", "|", "cat"]).await, vec![]);
+    assert_eq!(search_ids(&s, alice, &["quick:*"]).await, vec![fox.id]);
+    assert_eq!(
+        search_ids(&s, alice, &["fox'", "&", "!the"]).await,
+        vec![fox.id]
+    );
+    assert_eq!(
+        search_ids(&s, alice, &["'); DROP TABLE messages; --"]).await,
+        vec![]
+    );
+    assert_eq!(search_ids(&s, alice, &["!!!"]).await, vec![]);
+    assert_eq!(search_ids(&s, alice, &["qu\0ick"]).await, vec![]);
+    assert_eq!(search_ids(&s, alice, &["quick"]).await, vec![fox.id]);
+}
+
+/// A search finds its candidates through the partial GIN index on
+/// `messages.search` (the statement diesel sends for a first page, as
+/// `debug_query` prints it), never by a scan of every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn search_uses_the_gin_index() {
+    let (db, s) = fresh().await;
+    let alice = user(&s, "alice").await;
+    let mut rooms = Vec::new();
+    for _ in 0..4 {
+        rooms.push(room(&s, alice, &[]).await);
+    }
+    let mut conn = db.connect().await;
+    conn.batch_execute(&format!(
+        "INSERT INTO messages (id, room_id, seq, sender_id, kind, content, created_at, version)
+             SELECT gen_random_uuid(), r.id, i, '{alice}', 'text',
+                    'filler text number ' || i || CASE WHEN i % 1000 = 0 THEN ' zebra' ELSE '' END,
+                    now(), 1 + i
+             FROM rooms r CROSS JOIN generate_series(1, 5000) i;
+         UPDATE rooms SET version = 5001, last_seq = 5000;",
+        alice = alice.0
+    ))
+    .await
+    .unwrap();
+    // Flushes the GIN index's pending list (as autovacuum would), which
+    // the planner otherwise counts as a scan of its own.
+    conn.batch_execute("VACUUM ANALYZE").await.unwrap();
+
+    let sql = r#"SELECT "messages"."id", "messages"."room_id", "messages"."seq", "messages"."kind", "messages"."content", "messages"."attachment_id", "messages"."reply_to_id", "messages"."created_at", "messages"."edited_at", "messages"."deleted", "messages"."version", "users"."id", "users"."username", "users"."display_name", "attachments"."id", "attachments"."uploader_id", "attachments"."filename", "attachments"."content_type", "attachments"."size", "attachments"."created_at", "rooms"."id", "rooms"."name", "rooms"."kind", ts_rank("messages"."search", plainto_tsquery('simple'::regconfig, $1)) FROM (((("messages" INNER JOIN "users" ON ("messages"."sender_id" = "users"."id")) LEFT OUTER JOIN "attachments" ON ("messages"."attachment_id" = "attachments"."id")) INNER JOIN "rooms" ON ("messages"."room_id" = "rooms"."id")) INNER JOIN "memberships" ON (("memberships"."room_id" = "messages"."room_id") AND ("memberships"."user_id" = $2))) WHERE ("messages"."search" @@ plainto_tsquery('simple'::regconfig, $3) AND  NOT ("messages"."deleted")) ORDER BY ts_rank("messages"."search", plainto_tsquery('simple'::regconfig, $4)) DESC, "messages"."id" DESC LIMIT $5"#;
+    let lines: Vec<PlanLine> = diesel::sql_query(format!("EXPLAIN {sql}"))
+        .bind::<Text, _>("zebra")
+        .bind::<diesel::sql_types::Uuid, _>(alice.0)
+        .bind::<Text, _>("zebra")
+        .bind::<Text, _>("zebra")
+        .bind::<BigInt, _>(51_i64)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    let p = lines
+        .into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(p.contains("messages_search_idx"), "{p}");
+    assert!(!p.contains("Seq Scan on messages"), "{p}");
+
+    // And the store answers from those rows.
+    assert_eq!(search_ids(&s, alice, &["zebra"]).await.len(), 20);
+    assert_eq!(search_ids(&s, alice, &["zebra", "5000"]).await.len(), 4);
 }

@@ -1,0 +1,1 @@
+DROP INDEX users_avatar_attachment_id_idx;
