@@ -1,5 +1,6 @@
 //! The chat's use cases: register and log in, profiles, rooms, direct
-//! messages, membership and moderation, messages and read markers.
+//! messages, membership and moderation, messages, reactions, markers,
+//! search and attachments.
 //!
 //! Every use case follows one shape: load through the ports, let
 //! `chat-domain` decide, persist through the ports, then publish the event.
@@ -7,6 +8,7 @@
 //! sockets, no async runtime.
 
 mod accounts;
+mod attachments;
 mod error;
 mod live;
 mod messages;
@@ -19,9 +21,10 @@ use std::sync::Arc;
 
 use chat_domain::rules::Denied;
 use chat_domain::{GlobalRole, Role, Room, RoomId, User, UserId};
-use chat_ports::{Clock, EventBus, IdGen, PasswordHasher, Stores, TokenIssuer};
+use chat_ports::{BlobStore, Clock, EventBus, IdGen, PasswordHasher, Stores, TokenIssuer};
 
 pub use accounts::{Accounts, AuthContext, NewAccount, Profile, Tokens};
+pub use attachments::{Attachments, Upload};
 pub use error::AppError;
 pub use live::{Live, TYPING_EVERY};
 pub use messages::{Messages, SendMessage, Sent};
@@ -31,6 +34,8 @@ pub use users::Users;
 /// Everything the use cases are built from.
 pub struct Deps {
     pub stores: Stores,
+    /// Where attachments' bytes live.
+    pub blobs: Arc<dyn BlobStore>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenIssuer>,
     pub clock: Arc<dyn Clock>,
@@ -43,6 +48,7 @@ pub struct Deps {
 /// Shared by every service.
 struct Ctx {
     stores: Stores,
+    blobs: Arc<dyn BlobStore>,
     hasher: Arc<dyn PasswordHasher>,
     tokens: Arc<dyn TokenIssuer>,
     clock: Arc<dyn Clock>,
@@ -91,6 +97,7 @@ pub struct App {
     pub users: Users,
     pub rooms: Rooms,
     pub messages: Messages,
+    pub attachments: Attachments,
     pub live: Live,
 }
 
@@ -98,6 +105,7 @@ impl App {
     pub fn new(deps: Deps) -> Self {
         let ctx = Arc::new(Ctx {
             stores: deps.stores,
+            blobs: deps.blobs,
             hasher: deps.hasher,
             tokens: deps.tokens,
             clock: deps.clock,
@@ -114,6 +122,7 @@ impl App {
             users: Users::new(ctx.clone()),
             rooms: Rooms::new(ctx.clone()),
             messages: Messages::new(ctx.clone()),
+            attachments: Attachments::new(ctx.clone()),
             live: Live::new(ctx),
         }
     }

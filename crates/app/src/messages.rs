@@ -1,21 +1,26 @@
-//! Sending messages, reading history, read markers.
+//! Sending, editing and deleting messages, reactions, history, read and
+//! delivered markers, receipts and search.
 
 use std::sync::Arc;
 
-use chat_domain::message::{MarkerError, ReadMarker};
-use chat_domain::rules;
+use chat_domain::attachment::{kind_fits, kind_for};
+use chat_domain::message::{MarkerError, ReadMarker, search_words};
+use chat_domain::rules::{self, Denied};
 use chat_domain::{
-    AttachmentId, ClientMsgId, HistoryQuery, Message, MessageContent, MessageId, MessageKind, Role,
-    Room, RoomId, RoomKind, UserId,
+    AttachmentId, ClientMsgId, Emoji, GlobalRole, HistoryQuery, Message, MessageContent, MessageId,
+    MessageKind, Role, Room, RoomId, RoomKind, UserId,
 };
-use chat_ports::{Appended, Event, History, NewMessage};
+use chat_ports::{
+    Appended, Event, History, MessageSearch, NewMessage, Page, PageRequest, Receipt, SearchHit,
+};
 
 use crate::{AppError, Ctx, retry_stale};
 
 /// A message to send, already validated.
 #[derive(Debug, Clone)]
 pub struct SendMessage {
-    pub kind: MessageKind,
+    /// `None`: `text`, or with an attachment the kind its type suggests.
+    pub kind: Option<MessageKind>,
     pub content: MessageContent,
     pub attachment: Option<AttachmentId>,
     pub reply_to: Option<MessageId>,
@@ -50,21 +55,7 @@ impl Messages {
         draft: SendMessage,
     ) -> Result<Sent, AppError> {
         let c = &self.ctx;
-        if draft.kind == MessageKind::System {
-            return Err(AppError::invalid(
-                "kind",
-                "system messages are written by the server",
-            ));
-        }
-        if draft.kind.needs_attachment() && draft.attachment.is_none() {
-            return Err(AppError::invalid(
-                "attachment_id",
-                "this kind of message needs an attachment",
-            ));
-        }
-        if draft.attachment.is_some() {
-            return Err(AppError::invalid("attachment_id", "no such attachment"));
-        }
+        let kind = self.kind_of(me, &draft).await?;
         retry_stale(|| async {
             let (room, _role) = self.writable(me, room).await?;
             if let Some(reply_to) = draft.reply_to {
@@ -82,7 +73,7 @@ impl Messages {
                 id: c.ids.new_id().into(),
                 room_id: room.id,
                 sender: me,
-                kind: draft.kind,
+                kind,
                 content: draft.content.clone(),
                 attachment: draft.attachment,
                 reply_to: draft.reply_to,
@@ -166,6 +157,214 @@ impl Messages {
                     .await?;
                 Ok(())
             }
+        }
+    }
+
+    /// Replaces the text of one of the caller's own messages and sets
+    /// `edited_at`. A deleted message is gone (404); a `system` message is
+    /// nobody's to edit (403).
+    pub async fn edit(
+        &self,
+        me: UserId,
+        id: MessageId,
+        content: &str,
+    ) -> Result<Message, AppError> {
+        let c = &self.ctx;
+        let message = self.find(me, id).await?;
+        self.writable(me, message.room_id).await?;
+        rules::edit_message(message.sender.id == me && message.kind != MessageKind::System)?;
+        if message.deleted {
+            return Err(AppError::NotFound);
+        }
+        let content = MessageContent::parse(content, message.attachment.is_some())
+            .map_err(|e| AppError::invalid("content", e.to_string()))?;
+        let now = c.clock.now();
+        let edited = c
+            .stores
+            .messages
+            .edit(id, &content, now, me)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let reactors = if edited.reactions.is_empty() {
+            Vec::new()
+        } else {
+            c.stores.messages.reactors(id).await?
+        };
+        c.events
+            .publish(Event::MessageUpdated {
+                message: edited.clone(),
+                reactors,
+            })
+            .await;
+        Ok(edited)
+    }
+
+    /// Deletes a message softly: its sender, an owner or admin of the room,
+    /// or a global admin (member or not) may. Deleting a deleted message
+    /// changes nothing and is no error.
+    pub async fn delete(&self, me: UserId, id: MessageId) -> Result<(), AppError> {
+        let c = &self.ctx;
+        let user = c
+            .stores
+            .users
+            .find(me)
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        let global_admin = c.role_of(&user) == GlobalRole::Admin;
+        let message = match c.stores.messages.find(id, me).await? {
+            Some(m) => m,
+            None => return Err(AppError::NotFound),
+        };
+        let (room, role) = c.room_and_role(me, message.room_id).await?;
+        rules::delete_message(room.kind, role, message.sender.id == me, global_admin)?;
+        if let Some(tombstone) = c.stores.messages.delete(id, me).await? {
+            c.events
+                .publish(Event::MessageDeleted {
+                    room_id: tombstone.room_id,
+                    id: tombstone.id,
+                    seq: tombstone.seq,
+                    version: tombstone.version,
+                })
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Adds (`add`) or removes the caller's reaction `emoji` on a message of
+    /// a room they are in. Adding twice or removing an absent one changes
+    /// nothing. A deleted message takes no reactions (404).
+    pub async fn react(
+        &self,
+        me: UserId,
+        id: MessageId,
+        emoji: &str,
+        add: bool,
+    ) -> Result<(), AppError> {
+        let c = &self.ctx;
+        let emoji = Emoji::parse(emoji).map_err(|e| AppError::invalid("emoji", e.to_string()))?;
+        let message = self.find(me, id).await?;
+        self.writable(me, message.room_id).await?;
+        let now = c.clock.now();
+        let reacted = c
+            .stores
+            .messages
+            .react(id, me, emoji.as_str(), add, now)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        if reacted.changed {
+            let m = reacted.message;
+            c.events
+                .publish(Event::ReactionUpdated {
+                    room_id: m.room_id,
+                    message_id: m.id,
+                    emoji: emoji.as_str().to_owned(),
+                    user_id: me,
+                    added: add,
+                    reactions: m
+                        .reactions
+                        .into_iter()
+                        .map(|r| (r.emoji, r.count))
+                        .collect(),
+                    version: m.version,
+                })
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Every member's read and delivered markers: members only.
+    pub async fn receipts(
+        &self,
+        me: UserId,
+        room: RoomId,
+        page: &PageRequest,
+    ) -> Result<Page<Receipt>, AppError> {
+        let (room, _) = self.readable(me, room).await?;
+        Ok(self.ctx.stores.messages.receipts(room.id, page).await?)
+    }
+
+    /// Full-text search over the rooms the caller is in (or one of them):
+    /// every word must match; best match first; never a deleted message.
+    pub async fn search(
+        &self,
+        me: UserId,
+        q: &str,
+        room: Option<RoomId>,
+        page: &PageRequest,
+    ) -> Result<Page<SearchHit>, AppError> {
+        let words = search_words(q);
+        if words.is_empty() {
+            return Err(AppError::invalid("q", "must contain at least one word"));
+        }
+        if let Some(room) = room {
+            self.readable(me, room).await?;
+        }
+        let search = MessageSearch { words, room };
+        Ok(self.ctx.stores.messages.search(me, &search, page).await?)
+    }
+
+    /// The kind a draft is stored as, checked against its attachment: the
+    /// attachment must be one the caller uploaded, and fit the kind.
+    async fn kind_of(&self, me: UserId, draft: &SendMessage) -> Result<MessageKind, AppError> {
+        if draft.kind == Some(MessageKind::System) {
+            return Err(AppError::invalid(
+                "kind",
+                "system messages are written by the server",
+            ));
+        }
+        let Some(id) = draft.attachment else {
+            return match draft.kind {
+                Some(kind) if kind.needs_attachment() => Err(AppError::invalid(
+                    "attachment_id",
+                    "this kind of message needs an attachment",
+                )),
+                kind => Ok(kind.unwrap_or(MessageKind::Text)),
+            };
+        };
+        let attachment = self.own_attachment(me, id).await?;
+        match draft.kind {
+            None => Ok(kind_for(&attachment.content_type)),
+            Some(kind) if kind_fits(kind, &attachment.content_type) => Ok(kind),
+            Some(MessageKind::Text) => Err(AppError::invalid(
+                "kind",
+                "a text message carries no attachment: use image, video, audio or file",
+            )),
+            Some(_) => Err(AppError::invalid(
+                "kind",
+                format!(
+                    "does not fit an attachment of type {}",
+                    attachment.content_type
+                ),
+            )),
+        }
+    }
+
+    /// An attachment the caller uploaded; anything else is unknown to them.
+    async fn own_attachment(
+        &self,
+        me: UserId,
+        id: AttachmentId,
+    ) -> Result<chat_domain::Attachment, AppError> {
+        match self.ctx.stores.attachments.find(id).await? {
+            Some(a) if a.uploader == me => Ok(a),
+            _ => Err(AppError::invalid("attachment_id", "no such attachment")),
+        }
+    }
+
+    /// A message the caller may read; 404 for one they may not know of.
+    async fn find(&self, me: UserId, id: MessageId) -> Result<Message, AppError> {
+        let message = self
+            .ctx
+            .stores
+            .messages
+            .find(id, me)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        match self.readable(me, message.room_id).await {
+            Ok(_) => Ok(message),
+            // A message of a room one may not read is not one's to know of.
+            Err(AppError::Denied(Denied::NotFound)) => Err(AppError::NotFound),
+            Err(e) => Err(e),
         }
     }
 

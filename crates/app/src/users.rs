@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use chat_domain::attachment::served_inline;
 use chat_domain::{Timestamp, User, UserId};
 use chat_ports::{Page, PageRequest, ProfilePatch, StoreError};
 
@@ -26,8 +27,27 @@ impl Users {
         })
     }
 
-    /// Changes the caller's profile.
+    /// Changes the caller's profile. An avatar must be an image the caller
+    /// uploaded, of a type browsers show inline.
     pub async fn update_me(&self, me: UserId, patch: &ProfilePatch) -> Result<Profile, AppError> {
+        if let Some(Some(id)) = patch.avatar {
+            match self.ctx.stores.attachments.find(id).await? {
+                Some(a) if a.uploader == me => {
+                    if !(a.content_type.starts_with("image/") && served_inline(&a.content_type)) {
+                        return Err(AppError::invalid(
+                            "avatar_attachment_id",
+                            "must be a PNG, JPEG, GIF or WebP image",
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(AppError::invalid(
+                        "avatar_attachment_id",
+                        "no such attachment",
+                    ));
+                }
+            }
+        }
         let user = self
             .ctx
             .stores

@@ -32,6 +32,7 @@ impl TestApp {
         let bus = Arc::new(RecordingBus::default());
         let app = App::new(Deps {
             stores: MemoryStore::new_stores(),
+            blobs: Arc::new(chat_store_memory::MemoryBlobs::new()),
             hasher: Arc::new(PlainHasher),
             tokens: Arc::new(chat_auth_stub::tokens()),
             clock,
@@ -90,7 +91,7 @@ impl TestApp {
 
 fn draft(text: &str, key: Option<&str>) -> SendMessage {
     SendMessage {
-        kind: MessageKind::Text,
+        kind: None,
         content: MessageContent::parse(text, false).unwrap(),
         attachment: None,
         reply_to: None,
@@ -912,5 +913,250 @@ async fn room_ids_and_last_seen() {
             .set_last_seen(UserId(uuid::Uuid::now_v7()), at)
             .await,
         Err(AppError::NotFound)
+    ));
+}
+
+// ------------------------------------------------------------ rich messaging
+
+#[tokio::test]
+async fn edits_announce_the_message_with_who_reacted() {
+    let t = TestApp::in_memory();
+    let (alice, bob) = (t.user("alice").await, t.user("bob").await);
+    let room = t.room(alice, false).await;
+    t.app.rooms.join(bob, room).await.unwrap();
+    let m = t.send(alice, room, "first").await.unwrap().message;
+    t.app.messages.react(bob, m.id, "👍", true).await.unwrap();
+    t.bus.clear();
+
+    // Only the sender edits; the others' attempt changes nothing.
+    let refused = t.app.messages.edit(bob, m.id, "hijacked").await;
+    assert!(matches!(refused, Err(AppError::Denied(Denied::Forbidden))));
+    assert!(t.bus.events().is_empty());
+
+    let edited = t.app.messages.edit(alice, m.id, "  second ").await.unwrap();
+    assert_eq!(edited.content, "second");
+    assert!(edited.edited_at.is_some());
+    match t.bus.events().as_slice() {
+        [Event::MessageUpdated { message, reactors }] => {
+            assert_eq!(message.id, m.id);
+            assert_eq!(message.version, t.version(alice, room).await);
+            assert_eq!(reactors.len(), 1);
+            assert_eq!(reactors[0].emoji, "👍");
+            assert_eq!(reactors[0].user_ids, vec![bob]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deletes_by_sender_room_admin_or_global_admin_only() {
+    let t = TestApp::in_memory();
+    let (owner, bob, carol, root) = (
+        t.user("owner").await,
+        t.user("bob").await,
+        t.user("carol").await,
+        t.user("root").await,
+    );
+    let room = t.room(owner, true).await;
+    for u in [bob, carol] {
+        t.app.rooms.add_member(owner, room, u).await.unwrap();
+    }
+    let by_bob = t.send(bob, room, "bob's").await.unwrap().message;
+    // Carol is a plain member: not hers to delete.
+    assert!(matches!(
+        t.app.messages.delete(carol, by_bob.id).await,
+        Err(AppError::Denied(Denied::Forbidden))
+    ));
+    // The owner may.
+    t.bus.clear();
+    t.app.messages.delete(owner, by_bob.id).await.unwrap();
+    assert!(matches!(
+        t.bus.events().as_slice(),
+        [Event::MessageDeleted { seq: 1, .. }]
+    ));
+    // Twice is no error and no event.
+    t.bus.clear();
+    t.app.messages.delete(bob, by_bob.id).await.unwrap();
+    assert!(t.bus.events().is_empty());
+    // A global admin who is not a member may delete, but cannot read.
+    let by_carol = t.send(carol, room, "carol's").await.unwrap().message;
+    t.app.messages.delete(root, by_carol.id).await.unwrap();
+    let h = t
+        .app
+        .messages
+        .history(carol, room, HistoryQuery::Latest(PageLimit::DEFAULT))
+        .await
+        .unwrap();
+    assert!(h.messages.iter().all(|m| m.deleted && m.content.is_empty()));
+    assert!(matches!(
+        t.app
+            .messages
+            .history(root, room, HistoryQuery::Latest(PageLimit::DEFAULT))
+            .await,
+        Err(AppError::Denied(Denied::NotFound))
+    ));
+}
+
+#[tokio::test]
+async fn reactions_announce_changes_only() {
+    let t = TestApp::in_memory();
+    let (alice, bob) = (t.user("alice").await, t.user("bob").await);
+    let room = t.room(alice, false).await;
+    let m = t.send(alice, room, "hi").await.unwrap().message;
+    // Bob is not in the room yet.
+    assert!(matches!(
+        t.app.messages.react(bob, m.id, "👍", true).await,
+        Err(AppError::Denied(Denied::NotAMember))
+    ));
+    assert!(matches!(
+        t.app.messages.react(alice, m.id, "two words", true).await,
+        Err(AppError::Invalid { field: "emoji", .. })
+    ));
+    t.bus.clear();
+    t.app.messages.react(alice, m.id, "👍", true).await.unwrap();
+    t.app.messages.react(alice, m.id, "👍", true).await.unwrap();
+    t.app
+        .messages
+        .react(alice, m.id, "🎉", false)
+        .await
+        .unwrap();
+    match t.bus.events().as_slice() {
+        [
+            Event::ReactionUpdated {
+                emoji,
+                added: true,
+                reactions,
+                ..
+            },
+        ] => {
+            assert_eq!(emoji, "👍");
+            assert_eq!(reactions, &vec![("👍".to_owned(), 1)]);
+        }
+        other => panic!("one event for one change: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn search_needs_a_word_and_a_readable_room() {
+    let t = TestApp::in_memory();
+    let (alice, eve) = (t.user("alice").await, t.user("eve").await);
+    let private = t.room(alice, true).await;
+    t.send(alice, private, "the launch code is swordfish")
+        .await
+        .unwrap();
+    let page = PageRequest::default();
+    assert!(matches!(
+        t.app.messages.search(alice, " ?! ", None, &page).await,
+        Err(AppError::Invalid { field: "q", .. })
+    ));
+    let mine = t
+        .app
+        .messages
+        .search(alice, "SWORDFISH", None, &page)
+        .await
+        .unwrap();
+    assert_eq!(mine.items.len(), 1);
+    let theirs = t
+        .app
+        .messages
+        .search(eve, "swordfish", None, &page)
+        .await
+        .unwrap();
+    assert!(theirs.items.is_empty());
+    assert!(matches!(
+        t.app
+            .messages
+            .search(eve, "swordfish", Some(private), &page)
+            .await,
+        Err(AppError::Denied(Denied::NotFound))
+    ));
+}
+
+#[tokio::test]
+async fn uploads_are_checked_and_read_only_by_who_may() {
+    let t = TestApp::in_memory();
+    let (alice, bob) = (t.user("alice").await, t.user("bob").await);
+    let png = b"\x89PNG\r\n\x1a\n-rest-of-image".to_vec();
+    // A file that says it is a PNG must be one.
+    let fake = t
+        .app
+        .attachments
+        .upload(
+            alice,
+            chat_app::Upload {
+                filename: Some("x.png".into()),
+                content_type: Some("image/png".into()),
+                bytes: b"<script>".to_vec(),
+            },
+        )
+        .await;
+    assert!(matches!(fake, Err(AppError::Invalid { field: "file", .. })));
+    // No type given: the extension says.
+    let a = t
+        .app
+        .attachments
+        .upload(
+            alice,
+            chat_app::Upload {
+                filename: Some("../cat.png".into()),
+                content_type: None,
+                bytes: png.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.content_type, "image/png");
+    assert_eq!(a.filename, "cat.png");
+    assert_eq!(a.size, png.len() as u64);
+    let (_, bytes) = t.app.attachments.download(alice, a.id).await.unwrap();
+    assert_eq!(bytes, png);
+    assert!(matches!(
+        t.app.attachments.download(bob, a.id).await,
+        Err(AppError::NotFound)
+    ));
+    // Posted in a room bob is in, bob may read it; the kind comes from the type.
+    let room = t.room(alice, false).await;
+    t.app.rooms.join(bob, room).await.unwrap();
+    let sent = t
+        .app
+        .messages
+        .send(
+            alice,
+            room,
+            SendMessage {
+                kind: None,
+                content: MessageContent::parse("", true).unwrap(),
+                attachment: Some(a.id),
+                reply_to: None,
+                client_msg_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.message.kind, MessageKind::Image);
+    assert_eq!(sent.message.attachment.as_ref().map(|x| x.id), Some(a.id));
+    assert!(t.app.attachments.download(bob, a.id).await.is_ok());
+    // Bob cannot post alice's file as his own.
+    let stolen = t
+        .app
+        .messages
+        .send(
+            bob,
+            room,
+            SendMessage {
+                kind: None,
+                content: MessageContent::parse("mine", true).unwrap(),
+                attachment: Some(a.id),
+                reply_to: None,
+                client_msg_id: None,
+            },
+        )
+        .await;
+    assert!(matches!(
+        stolen,
+        Err(AppError::Invalid {
+            field: "attachment_id",
+            ..
+        })
     ));
 }

@@ -6,6 +6,7 @@
 //! runtimes, HTTP, databases or serialisation formats: it is std plus `uuid`,
 //! `chrono` and `thiserror`, and a test fails the build if that ever changes.
 
+pub mod attachment;
 pub mod ids;
 pub mod message;
 pub mod room;
@@ -15,7 +16,7 @@ pub mod user;
 
 pub use ids::{AttachmentId, MessageId, RoomId, SessionId, UserId};
 pub use message::{
-    Attachment, ClientMsgId, HistoryQuery, Message, MessageContent, MessageKind, PageLimit,
+    Attachment, ClientMsgId, Emoji, HistoryQuery, Message, MessageContent, MessageKind, PageLimit,
     ReactionSummary, ReadMarker, SenderInfo,
 };
 pub use room::{Membership, Role, Room, RoomDescription, RoomKind, RoomName};

@@ -75,6 +75,57 @@ impl ClientMsgId {
     }
 }
 
+/// A reaction: 1–64 bytes with no whitespace (a glyph or a `:short_name:`),
+/// and no control character. Compared byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Emoji(String);
+
+/// Why an emoji was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EmojiError {
+    #[error("must be 1-64 bytes with no whitespace")]
+    Invalid,
+}
+
+impl Emoji {
+    pub const MAX_BYTES: usize = 64;
+
+    pub fn parse(s: &str) -> Result<Self, EmojiError> {
+        let ok = (1..=Self::MAX_BYTES).contains(&s.len())
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(EmojiError::Invalid)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The words of a search query: split on everything that is not a letter or
+/// a digit, lower-cased, duplicates dropped, at most [`SEARCH_MAX_WORDS`].
+/// Empty when the query holds no word.
+pub fn search_words(q: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for w in q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let w = w.to_lowercase();
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    words.truncate(SEARCH_MAX_WORDS);
+    words
+}
+
+/// The most words a search uses; the rest of a longer query is ignored.
+pub const SEARCH_MAX_WORDS: usize = 16;
+
 /// The little a message says about its sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderInfo {
@@ -235,6 +286,29 @@ mod tests {
         );
         assert_eq!(ReadMarker::advance(0, 6, 5), Err(MarkerError::PastEnd));
         assert_eq!(ReadMarker::advance(0, 0, 0), Ok(None));
+    }
+
+    #[test]
+    fn emoji_rules() {
+        assert!(Emoji::parse("👍").is_ok());
+        assert!(Emoji::parse(":thumbs_up:").is_ok());
+        assert!(Emoji::parse("👨‍👩‍👧‍👦").is_ok(), "ZWJ sequences are one glyph");
+        assert!(Emoji::parse("").is_err());
+        assert!(Emoji::parse("a b").is_err());
+        assert!(
+            Emoji::parse("x\u{3000}").is_err(),
+            "ideographic space is whitespace"
+        );
+        assert!(Emoji::parse("a\0").is_err());
+        assert!(Emoji::parse(&"x".repeat(64)).is_ok());
+        assert!(Emoji::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn search_words_split_and_fold() {
+        assert_eq!(search_words("Hello, WORLD! hello"), vec!["hello", "world"]);
+        assert!(search_words("  ,;! ").is_empty());
+        assert_eq!(search_words("naïve café"), vec!["naïve", "café"]);
     }
 
     #[test]

@@ -369,7 +369,13 @@ pub struct ReactionDto {
     pub me: bool,
 }
 
+/// An uploaded file. Download it from `url` (with your bearer token).
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a1b2-7c4d-7e5f-8a9b-0c1d2e3f4a5b",
+    "url": "/api/v1/attachments/0193a1b2-7c4d-7e5f-8a9b-0c1d2e3f4a5b",
+    "filename": "cat.png", "content_type": "image/png", "size": 48213
+}))]
 pub struct AttachmentDto {
     pub id: Uuid,
     /// The relative path to download it from.
@@ -379,7 +385,23 @@ pub struct AttachmentDto {
     pub size: u64,
 }
 
+/// A message. A deleted one keeps `id` and `seq`, with empty `content` and
+/// no attachment.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a1b2-9999-7e5f-8a9b-0c1d2e3f4a5b",
+    "room_id": "0193a1b2-1111-7e5f-8a9b-0c1d2e3f4a5b",
+    "seq": 42,
+    "sender": {"id": "0193a1b2-2222-7e5f-8a9b-0c1d2e3f4a5b", "username": "alice", "display_name": "Alice"},
+    "kind": "text",
+    "content": "see you at noon",
+    "attachment": null,
+    "reply_to_id": "0193a1b2-8888-7e5f-8a9b-0c1d2e3f4a5b",
+    "reactions": [{"emoji": "👍", "count": 2, "me": true}, {"emoji": ":tada:", "count": 1, "me": false}],
+    "created_at": "2026-11-21T12:00:00Z",
+    "edited_at": "2026-11-21T12:01:30Z",
+    "deleted": false
+}))]
 pub struct MessageDto {
     pub id: Uuid,
     pub room_id: Uuid,
@@ -411,13 +433,7 @@ impl From<Message> for MessageDto {
             },
             kind: m.kind.into(),
             content: m.content,
-            attachment: m.attachment.map(|a| AttachmentDto {
-                id: a.id.0,
-                url: format!("/api/v1/attachments/{}", a.id),
-                filename: a.filename,
-                content_type: a.content_type,
-                size: a.size,
-            }),
+            attachment: m.attachment.map(Into::into),
             reply_to_id: m.reply_to_id.map(|r| r.0),
             reactions: m
                 .reactions
@@ -440,8 +456,12 @@ pub struct SendMessageRequest {
     /// 1–4000 characters after trimming (may be empty with an attachment).
     #[schema(example = "hello")]
     pub content: Option<String>,
-    /// Defaults to `text`; `image`, `video`, `audio` and `file` need an attachment.
+    /// `image`, `video`, `audio` and `file` need an attachment, and `image`,
+    /// `video` and `audio` one of their own type; `text` carries none.
+    /// Defaults to `text`, or with an attachment to the kind its type
+    /// suggests (`file` for anything not image, video or audio).
     pub kind: Option<MessageKindDto>,
+    /// An attachment you uploaded (`POST /attachments`).
     pub attachment_id: Option<Uuid>,
     /// A message of the same room (a deleted one is fine).
     pub reply_to_id: Option<Uuid>,
@@ -456,6 +476,81 @@ pub struct HistoryDto {
     pub messages: Vec<MessageDto>,
     /// Whether more messages lie beyond these in the direction read.
     pub has_more: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EditMessageRequest {
+    /// The new text: 1–4000 characters after trimming (may be empty when the
+    /// message carries an attachment).
+    #[schema(example = "see you at one")]
+    pub content: String,
+}
+
+/// A member's markers, from which a client shows sent, delivered and read
+/// per message: a message of seq S is read by everyone whose
+/// `last_read_seq >= S`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"user_id": "0193a1b2-2222-7e5f-8a9b-0c1d2e3f4a5b", "last_read_seq": 40, "last_delivered_seq": 42}))]
+pub struct ReceiptDto {
+    pub user_id: Uuid,
+    /// 0 when the member has read nothing yet.
+    pub last_read_seq: u64,
+    /// Never below `last_read_seq`; 0 when nothing is delivered yet.
+    pub last_delivered_seq: u64,
+}
+
+impl From<chat_ports::Receipt> for ReceiptDto {
+    fn from(r: chat_ports::Receipt) -> Self {
+        Self {
+            user_id: r.user_id.0,
+            last_read_seq: r.markers.last_read_seq,
+            last_delivered_seq: r.markers.last_delivered_seq,
+        }
+    }
+}
+
+/// The room a search hit is in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomRefDto {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: RoomKindDto,
+}
+
+/// One search result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchHitDto {
+    pub message: MessageDto,
+    pub room: RoomRefDto,
+    /// Higher is a better match; comparable only within one search.
+    #[schema(example = 0.0759)]
+    pub rank: f64,
+}
+
+impl From<chat_ports::SearchHit> for SearchHitDto {
+    fn from(h: chat_ports::SearchHit) -> Self {
+        Self {
+            message: h.message.into(),
+            room: RoomRefDto {
+                id: h.room.id.0,
+                name: h.room.name.as_str().to_owned(),
+                kind: h.room.kind.into(),
+            },
+            rank: h.rank,
+        }
+    }
+}
+
+impl From<chat_domain::Attachment> for AttachmentDto {
+    fn from(a: chat_domain::Attachment) -> Self {
+        Self {
+            id: a.id.0,
+            url: format!("/api/v1/attachments/{}", a.id),
+            filename: a.filename,
+            content_type: a.content_type,
+            size: a.size,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -7,9 +7,12 @@
 //! call one `chat-app` use case, turn the answer into a DTO. No rule lives
 //! here, and nothing here knows which store is behind the app.
 
+mod client;
 mod dto;
 mod error;
 mod extract;
+mod metrics;
+mod observe;
 mod openapi;
 mod routes;
 pub mod ws;
@@ -18,6 +21,8 @@ use actix_web::web;
 use chat_app::App;
 
 pub use error::ApiError;
+pub use metrics::{Metrics, PoolGauges, PoolStats};
+pub use observe::observe;
 pub use openapi::ApiDoc;
 
 /// Limits the HTTP layer enforces.
@@ -28,6 +33,9 @@ pub struct HttpSettings {
     /// Frames a WebSocket connection may have waiting to be written before
     /// it is closed as too slow (1013).
     pub ws_queue: usize,
+    /// The largest attachment accepted, in bytes (413 beyond; exactly this
+    /// is allowed).
+    pub upload_limit: usize,
 }
 
 impl Default for HttpSettings {
@@ -35,6 +43,7 @@ impl Default for HttpSettings {
         Self {
             json_limit: 64 * 1024,
             ws_queue: 1024,
+            upload_limit: 10 * 1024 * 1024,
         }
     }
 }
@@ -53,6 +62,10 @@ pub struct State {
     pub readiness: Vec<std::sync::Arc<dyn Readiness>>,
     /// The WebSocket hub: who is connected, and the fan-out of events.
     pub hub: ws::Hub,
+    /// What `/metrics` reports.
+    pub metrics: std::sync::Arc<Metrics>,
+    /// The database pool, when there is one, for `/metrics`.
+    pub pool: Option<std::sync::Arc<dyn PoolStats>>,
 }
 
 impl State {
@@ -81,6 +94,7 @@ pub fn configure(state: State) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(limit))
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::query(&e).into()))
             .configure(routes::service)
+            .configure(client::routes)
             .service(web::scope("/api/v1").configure(routes::api))
             .default_service(web::to(routes::not_found));
     }

@@ -29,12 +29,15 @@ use crate::routes;
         routes::list_members, routes::add_member, routes::kick_member, routes::set_role,
         routes::ban_user, routes::unban_user,
         routes::send_message, routes::history, routes::mark_read,
+        routes::edit_message, routes::delete_message, routes::add_reaction, routes::remove_reaction,
+        routes::receipts, routes::search_messages,
+        routes::upload, routes::download,
         routes::room_changes,
     ),
     components(schemas(
         ErrorBody, UserDto, PublicUserDto, TokenDto, RoomDto, MyRoomDto, MemberDto, MessageDto,
         SenderDto, ReactionDto, AttachmentDto, HistoryDto, HealthDto, RoomKindDto, RoleDto, MessageKindDto,
-        ChangesDto,
+        ChangesDto, EditMessageRequest, ReceiptDto, SearchHitDto, RoomRefDto, routes::UploadForm,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -43,7 +46,8 @@ use crate::routes;
         (name = "users", description = "Profiles, search and blocks"),
         (name = "rooms", description = "Rooms and direct rooms"),
         (name = "members", description = "Membership, roles and moderation"),
-        (name = "messages", description = "Messages, history and read markers"),
+        (name = "messages", description = "Messages, history, edits, deletes, reactions, markers, receipts and search"),
+        (name = "attachments", description = "File uploads and downloads"),
     )
 )]
 pub struct ApiDoc;

@@ -5,20 +5,30 @@
 #[path = "api/support.rs"]
 mod support;
 
+#[path = "api/attachments.rs"]
+mod attachments;
 #[path = "api/auth.rs"]
 mod auth;
 #[path = "api/changes.rs"]
 mod changes;
 #[path = "api/dms.rs"]
 mod dms;
+#[path = "api/edits.rs"]
+mod edits;
 #[path = "api/members.rs"]
 mod members;
 #[path = "api/messages.rs"]
 mod messages;
 #[path = "api/openapi.rs"]
 mod openapi;
+#[path = "api/reactions.rs"]
+mod reactions;
+#[path = "api/receipts.rs"]
+mod receipts;
 #[path = "api/rooms.rs"]
 mod rooms;
+#[path = "api/search.rs"]
+mod search;
 #[path = "api/service.rs"]
 mod service;
 #[path = "api/users.rs"]

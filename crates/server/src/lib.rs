@@ -10,10 +10,11 @@ use std::time::Duration;
 use actix_web::{App as ActixApp, HttpServer, dev::Server, middleware};
 use chat_app::{App, Deps};
 use chat_auth::{BcryptHasher, JwtTokens, secret_from_config};
+use chat_blob_disk::DiskBlobs;
 use chat_bus_local::LocalBus;
-use chat_http::Readiness;
-use chat_ports::{EventBus, StoreError, Stores, SystemClock, V7Ids};
-use chat_store_memory::MemoryStore;
+use chat_http::{PoolGauges, PoolStats, Readiness};
+use chat_ports::{BlobStore, EventBus, StoreError, Stores, SystemClock, V7Ids};
+use chat_store_memory::{MemoryBlobs, MemoryStore};
 use chat_store_postgres::{PgConfig, PgStore, redact_url};
 use futures_util::future::BoxFuture;
 
@@ -33,6 +34,8 @@ pub enum StartError {
     },
     #[error("no database configured: set DATABASE_URL (or database.url)")]
     NoDatabase,
+    #[error("attachment storage: {0}")]
+    Storage(#[source] StoreError),
     #[error("PostgreSQL at {url}")]
     Database {
         url: String,
@@ -45,6 +48,27 @@ pub enum StartError {
 pub struct Application {
     server: Server,
     port: u16,
+    hub: chat_http::ws::Hub,
+}
+
+/// Stops a running server gracefully: stop accepting, close every
+/// WebSocket with 1001 (going away), let in-flight requests finish within
+/// `server.shutdown_timeout_secs`.
+#[derive(Clone)]
+pub struct Shutdown {
+    handle: actix_web::dev::ServerHandle,
+    hub: chat_http::ws::Hub,
+}
+
+impl Shutdown {
+    /// Starts the shutdown and waits until the server has stopped.
+    pub async fn shutdown(&self) {
+        // Stop accepting first (the command is sent at once), then say
+        // goodbye to the sockets, which would otherwise hold the workers.
+        let stopped = self.handle.stop(true);
+        self.hub.close_all(chat_http::ws::CloseWhy::GoingAway);
+        stopped.await;
+    }
 }
 
 impl Application {
@@ -57,11 +81,13 @@ impl Application {
         if let Some(w) = warning {
             tracing::warn!("{w}");
         }
-        let (stores, readiness) = open_store(settings).await?;
+        let (stores, readiness, pool) = open_store(settings).await?;
+        let blobs = open_blobs(settings).await?;
         let bus = Arc::new(LocalBus::new());
         let hub = chat_http::ws::Hub::start(bus.subscribe());
         let app = App::new(Deps {
             stores,
+            blobs,
             hasher: Arc::new(BcryptHasher::new(settings.auth.bcrypt_cost)),
             tokens: Arc::new(JwtTokens::new(
                 secret.as_bytes(),
@@ -78,9 +104,12 @@ impl Application {
             settings: chat_http::HttpSettings {
                 json_limit: settings.http.json_limit,
                 ws_queue: settings.http.ws_queue,
+                upload_limit: settings.storage.max_upload_bytes,
             },
             readiness,
-            hub,
+            hub: hub.clone(),
+            metrics: Arc::default(),
+            pool,
         };
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
@@ -93,11 +122,10 @@ impl Application {
             .port();
         let server = HttpServer::new(move || {
             ActixApp::new()
-                // %U is the path without its query string: tokens never reach the log.
-                .wrap(
-                    middleware::Logger::new("%{METHOD}xi %U %s %Dms")
-                        .custom_request_replace("METHOD", |req| req.method().to_string()),
-                )
+                // A request id on every log line of a request, one line per
+                // answer (path without its query: tokens never reach the log),
+                // and the HTTP metrics.
+                .wrap(middleware::from_fn(chat_http::observe))
                 .configure(chat_http::configure(state.clone()))
         })
         // Chat frames are small and latency matters more than packet count:
@@ -109,6 +137,10 @@ impl Application {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         })
+        // SIGTERM and Ctrl-C are handled by `Application::run`, which closes
+        // the WebSockets first.
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
         .workers(settings.server.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
         }))
@@ -118,7 +150,7 @@ impl Application {
             source,
         })?
         .run();
-        Ok(Self { server, port })
+        Ok(Self { server, port, hub })
     }
 
     /// The port the server listens on.
@@ -126,9 +158,54 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped.
+    /// A handle that shuts the server down gracefully, as SIGTERM does.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        Shutdown {
+            handle: self.server.handle(),
+            hub: self.hub.clone(),
+        }
+    }
+
+    /// Serves until the server is stopped, or until SIGTERM or Ctrl-C, which
+    /// shut it down gracefully (see [`Shutdown`]).
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let shutdown = self.shutdown_handle();
+        let mut server = self.server;
+        tokio::select! {
+            done = &mut server => return done,
+            signal = termination() => {
+                tracing::info!(signal, "shutting down: no new connections, closing WebSockets (1001), finishing requests");
+            }
+        }
+        // The server future handles the stop command: poll both.
+        let ((), done) = tokio::join!(shutdown.shutdown(), server);
+        done?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Waits for SIGTERM (or Ctrl-C) and says which came.
+async fn termination() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
     }
 }
 
@@ -146,13 +223,15 @@ fn pg_config(settings: &Settings, url: &str) -> PgConfig {
 }
 
 /// PostgreSQL when a database URL is configured, the in-memory store otherwise.
-async fn open_store(settings: &Settings) -> Result<(Stores, Vec<Arc<dyn Readiness>>), StartError> {
+async fn open_store(
+    settings: &Settings,
+) -> Result<(Stores, Vec<Arc<dyn Readiness>>, Option<Arc<dyn PoolStats>>), StartError> {
     let Some(url) = settings.database.url.as_deref() else {
         tracing::warn!(
             "no database configured: running on the IN-MEMORY store. \
              Nothing is kept: every account, room and message is lost when the server stops."
         );
-        return Ok((MemoryStore::new_stores(), Vec::new()));
+        return Ok((MemoryStore::new_stores(), Vec::new(), None));
     };
     let store = PgStore::connect(&pg_config(settings, url))
         .await
@@ -163,11 +242,40 @@ async fn open_store(settings: &Settings) -> Result<(Stores, Vec<Arc<dyn Readines
     tracing::info!(url = %redact_url(url), "using PostgreSQL");
     let store = Arc::new(store);
     let ready: Arc<dyn Readiness> = Arc::new(PgReady(store.clone()));
-    Ok((store.stores(), vec![ready]))
+    let pool: Arc<dyn PoolStats> = Arc::new(PgReady(store.clone()));
+    Ok((store.stores(), vec![ready], Some(pool)))
 }
 
-/// `/ready` asks PostgreSQL.
+/// Where attachments' bytes go: `storage.dir` on disk; without one, memory
+/// beside the in-memory store and `data/attachments` beside PostgreSQL.
+async fn open_blobs(settings: &Settings) -> Result<Arc<dyn BlobStore>, StartError> {
+    let dir = match (
+        settings.storage.dir.trim(),
+        settings.database.url.as_deref().is_some(),
+    ) {
+        ("", false) => return Ok(Arc::new(MemoryBlobs::new())),
+        ("", true) => "data/attachments",
+        (dir, _) => dir,
+    };
+    let blobs = DiskBlobs::open(dir).await.map_err(StartError::Storage)?;
+    tracing::info!(dir, "attachments on disk");
+    Ok(Arc::new(blobs))
+}
+
+/// `/ready` asks PostgreSQL, and `/metrics` reads its pool.
 struct PgReady(Arc<PgStore>);
+
+impl PoolStats for PgReady {
+    fn pool(&self) -> PoolGauges {
+        let (max, open, idle, waiting) = self.0.pool_status();
+        PoolGauges {
+            max,
+            in_use: open.saturating_sub(idle),
+            idle,
+            waiting,
+        }
+    }
+}
 
 impl Readiness for PgReady {
     fn check(&self) -> BoxFuture<'_, bool> {

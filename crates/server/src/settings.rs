@@ -51,6 +51,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub database: DatabaseSettings,
     pub http: HttpLimits,
+    pub storage: StorageSettings,
     pub log: LogSettings,
 }
 
@@ -60,6 +61,8 @@ pub struct ServerSettings {
     pub port: u16,
     /// HTTP worker threads; the number of cores when unset.
     pub workers: Option<usize>,
+    /// On SIGTERM, how long in-flight requests get to finish.
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +99,15 @@ pub struct HttpLimits {
     pub json_limit: usize,
     /// Frames a WebSocket connection may have queued before it is closed as too slow.
     pub ws_queue: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StorageSettings {
+    /// Where attachments' bytes are kept. Empty: in memory with the in-memory
+    /// store, `data/attachments` with PostgreSQL.
+    pub dir: String,
+    /// The largest upload accepted, in bytes (exactly this is allowed).
+    pub max_upload_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,5 +10,9 @@
 #[path = "e2e/support.rs"]
 mod support;
 
+#[path = "e2e/ops.rs"]
+mod ops;
 #[path = "e2e/realtime.rs"]
 mod realtime;
+#[path = "e2e/uploads.rs"]
+mod uploads;

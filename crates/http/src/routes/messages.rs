@@ -2,16 +2,17 @@
 
 use actix_web::{HttpResponse, web};
 use chat_app::SendMessage;
-use chat_domain::{
-    ClientMsgId, HistoryQuery, MessageContent, MessageId, MessageKind, PageLimit, RoomId,
-};
+use chat_domain::{ClientMsgId, HistoryQuery, MessageContent, MessageId, PageLimit, RoomId};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::path_id;
-use crate::dto::{HistoryDto, MessageDto, ReadRequest, SendMessageRequest};
+use crate::dto::{
+    EditMessageRequest, HistoryDto, MessageDto, PageDto, ReadRequest, ReceiptDto, SearchHitDto,
+    SendMessageRequest,
+};
 use crate::error::ErrorBody;
-use crate::extract::{Auth, Body, Fields, page_limit};
+use crate::extract::{Auth, Body, Fields, PageQuery, page, page_limit, search_text};
 use crate::{ApiError, State};
 
 /// Send a message. With a `client_msg_id` you used in this room before, the
@@ -31,6 +32,7 @@ pub async fn send_message(
     let draft = parse_draft(body.0)?;
     let sent = state.app.messages.send(auth.user(), room, draft).await?;
     let mut res = if sent.created {
+        state.metrics.message_persisted();
         HttpResponse::Created()
     } else {
         HttpResponse::Ok()
@@ -53,7 +55,7 @@ pub(crate) fn parse_draft(r: SendMessageRequest) -> Result<SendMessage, ApiError
     f.finish()?;
     let content = content.ok_or_else(|| ApiError::field("content", "invalid"))?;
     Ok(SendMessage {
-        kind: r.kind.map_or(MessageKind::Text, Into::into),
+        kind: r.kind.map(Into::into),
         content,
         attachment: r.attachment_id.map(Into::into),
         reply_to: r.reply_to_id.map(MessageId),
@@ -138,4 +140,155 @@ pub async fn mark_read(
         .map_err(|_| ApiError::field("seq", "must be a non-negative integer"))?;
     state.app.messages.mark_read(auth.user(), room, seq).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Edit one of your own messages: replaces `content` and sets `edited_at`.
+/// Members see `message:updated`. A deleted message cannot be edited (404);
+/// nobody edits a `system` message or another's (403).
+#[utoipa::path(patch, path = "/api/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path)), request_body = EditMessageRequest,
+    responses((status = 200, body = MessageDto), (status = 400, body = ErrorBody),
+        (status = 403, description = "not the sender (`forbidden`), `not_a_member` or `blocked`", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn edit_message(
+    state: web::Data<State>,
+    auth: Auth,
+    id: web::Path<String>,
+    body: Body<EditMessageRequest>,
+) -> Result<web::Json<MessageDto>, ApiError> {
+    let id = MessageId(path_id("id", &id)?);
+    let message = state
+        .app
+        .messages
+        .edit(auth.user(), id, &body.0.content)
+        .await?;
+    Ok(web::Json(message.into()))
+}
+
+/// Delete a message, softly: it keeps its `id` and `seq`, loses its content,
+/// attachment and reactions. Its sender, an owner or admin of the room, or a
+/// global admin may. Members see `message:deleted`. Deleting it again is 204
+/// and changes nothing.
+#[utoipa::path(delete, path = "/api/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_message(
+    state: web::Data<State>,
+    auth: Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = MessageId(path_id("id", &id)?);
+    state.app.messages.delete(auth.user(), id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Add your reaction. `emoji` is 1–64 bytes with no whitespace (a glyph,
+/// percent-encoded in the path, or a `:short_name:`). Adding it twice
+/// changes nothing. Members see `reaction:updated`. A deleted message takes
+/// no reactions (404).
+#[utoipa::path(put, path = "/api/v1/messages/{id}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path), ("emoji" = String, Path, example = "%F0%9F%91%8D")),
+    responses((status = 204), (status = 400, description = "a bad `emoji`", body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn add_reaction(
+    state: web::Data<State>,
+    auth: Auth,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    react(&state, &auth, &path, true).await
+}
+
+/// Remove your reaction; removing one you have not made changes nothing.
+#[utoipa::path(delete, path = "/api/v1/messages/{id}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path), ("emoji" = String, Path)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn remove_reaction(
+    state: web::Data<State>,
+    auth: Auth,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    react(&state, &auth, &path, false).await
+}
+
+async fn react(
+    state: &State,
+    auth: &Auth,
+    path: &(String, String),
+    add: bool,
+) -> Result<HttpResponse, ApiError> {
+    let id = MessageId(path_id("id", &path.0)?);
+    state
+        .app
+        .messages
+        .react(auth.user(), id, &path.1, add)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Every member's read and delivered markers (0 where none yet), in the
+/// order they joined. Members only.
+#[utoipa::path(get, path = "/api/v1/rooms/{id}/receipts", tag = "messages", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path), PageQuery),
+    responses((status = 200, body = PageDto<ReceiptDto>), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn receipts(
+    state: web::Data<State>,
+    auth: Auth,
+    id: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<web::Json<PageDto<ReceiptDto>>, ApiError> {
+    let room = RoomId(path_id("id", &id)?);
+    let page = page(q.limit.as_deref(), q.cursor.as_deref())?;
+    let receipts = state
+        .app
+        .messages
+        .receipts(auth.user(), room, &page)
+        .await?;
+    Ok(web::Json(PageDto::from_page(receipts, Into::into)))
+}
+
+/// `q`, `room_id`, `limit` and `cursor` of a message search.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageSearchParams {
+    /// Plain words, all of which must appear in a message as whole words
+    /// (case and punctuation ignored; no stemming, no prefixes; at most 16
+    /// words count). Required.
+    #[param(example = "lunch friday")]
+    pub q: Option<String>,
+    /// Only this room. A room you may not read answers as it would
+    /// elsewhere (404, or 403 `not_a_member` for a public room).
+    #[param(value_type = Option<uuid::Uuid>)]
+    pub room_id: Option<String>,
+    /// Page size, 1–100; default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Full-text search over the messages of the rooms you are in, best match
+/// first (ties: newest first). Never a deleted message, never a room you
+/// are not in.
+#[utoipa::path(get, path = "/api/v1/search/messages", tag = "messages", security(("bearer" = [])),
+    params(MessageSearchParams),
+    responses((status = 200, body = PageDto<SearchHitDto>), (status = 400, description = "no word in `q`", body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn search_messages(
+    state: web::Data<State>,
+    auth: Auth,
+    q: web::Query<MessageSearchParams>,
+) -> Result<web::Json<PageDto<SearchHitDto>>, ApiError> {
+    let text = search_text(q.q.as_deref())?;
+    let room = match q.room_id.as_deref().filter(|r| !r.is_empty()) {
+        None => None,
+        Some(r) => Some(RoomId(path_id("room_id", r)?)),
+    };
+    let page = page(q.limit.as_deref(), q.cursor.as_deref())?;
+    let hits = state
+        .app
+        .messages
+        .search(auth.user(), text, room, &page)
+        .await?;
+    Ok(web::Json(PageDto::from_page(hits, Into::into)))
 }

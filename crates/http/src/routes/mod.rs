@@ -1,6 +1,7 @@
 //! The routes. Each handler parses and validates its input into domain
 //! values, calls one use case and returns a DTO.
 
+mod attachments;
 mod auth;
 mod changes;
 mod messages;
@@ -13,6 +14,7 @@ use chrono::Utc;
 use crate::dto::HealthDto;
 use crate::{ApiDoc, ApiError, State};
 
+pub use attachments::*;
 pub use auth::*;
 pub use changes::*;
 pub use messages::*;
@@ -22,7 +24,8 @@ pub use users::*;
 /// Routes outside `/api/v1`.
 pub fn service(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
-        .route("/ready", web::get().to(ready));
+        .route("/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(crate::metrics::metrics));
 }
 
 /// Routes under `/api/v1`.
@@ -64,7 +67,21 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .route("/rooms/{id}/messages", web::post().to(send_message))
         .route("/rooms/{id}/messages", web::get().to(history))
         .route("/rooms/{id}/changes", web::get().to(room_changes))
-        .route("/rooms/{id}/read", web::post().to(mark_read));
+        .route("/rooms/{id}/read", web::post().to(mark_read))
+        .route("/rooms/{id}/receipts", web::get().to(receipts))
+        .route("/messages/{id}", web::patch().to(edit_message))
+        .route("/messages/{id}", web::delete().to(delete_message))
+        .route(
+            "/messages/{id}/reactions/{emoji}",
+            web::put().to(add_reaction),
+        )
+        .route(
+            "/messages/{id}/reactions/{emoji}",
+            web::delete().to(remove_reaction),
+        )
+        .route("/search/messages", web::get().to(search_messages))
+        .route("/attachments", web::post().to(upload))
+        .route("/attachments/{id}", web::get().to(download));
 }
 
 /// The process is up.

@@ -1,7 +1,7 @@
 //! Profiles, user search and blocks.
 
 use actix_web::{HttpResponse, web};
-use chat_domain::{DisplayName, UserId};
+use chat_domain::{AttachmentId, DisplayName, UserId};
 use chat_ports::ProfilePatch;
 
 use super::path_id;
@@ -17,7 +17,9 @@ pub async fn me(state: web::Data<State>, auth: Auth) -> Result<web::Json<UserDto
     Ok(web::Json(state.app.users.me(auth.user()).await?.into()))
 }
 
-/// Change your display name (or avatar).
+/// Change your display name or avatar. An avatar is an attachment you
+/// uploaded (PNG, JPEG, GIF or WebP); `null` removes it. Anyone signed in may
+/// download a user's current avatar.
 #[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
     request_body = UpdateMeRequest,
     responses((status = 200, body = UserDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -35,11 +37,12 @@ pub async fn update_me(
     let avatar = match r.avatar_attachment_id {
         None => None,
         Some(None) => Some(None),
-        Some(Some(_)) => {
-            // Attachments are not built yet, so no id can name one.
-            f.bad("avatar_attachment_id", "no such attachment");
-            None
-        }
+        Some(Some(id)) => f
+            .check(
+                "avatar_attachment_id",
+                uuid::Uuid::parse_str(&id).map_err(|_| "must be a UUID"),
+            )
+            .map(|id| Some(AttachmentId(id))),
     };
     f.finish()?;
     let patch = ProfilePatch {

@@ -70,6 +70,38 @@ struct MessageNew {
 }
 
 #[derive(Serialize)]
+struct MessageUpdated {
+    room_id: Uuid,
+    version: u64,
+    message: MessageDto,
+}
+
+#[derive(Serialize)]
+struct MessageDeleted {
+    room_id: Uuid,
+    version: u64,
+    id: Uuid,
+    seq: u64,
+}
+
+#[derive(Serialize)]
+struct ReactionCount {
+    emoji: String,
+    count: u32,
+}
+
+#[derive(Serialize)]
+struct ReactionUpdated {
+    room_id: Uuid,
+    version: u64,
+    message_id: Uuid,
+    emoji: String,
+    user_id: Uuid,
+    added: bool,
+    reactions: Vec<ReactionCount>,
+}
+
+#[derive(Serialize)]
 struct RoomUpdated {
     room_id: Uuid,
     version: u64,
@@ -128,6 +160,31 @@ fn role(r: Role) -> RoleDto {
     r.into()
 }
 
+/// A `message:updated` frame. Its reactions' `me` is as `message` has it:
+/// the hub sets it for each group of recipients (see
+/// [`message_updated_for`]).
+pub fn message_updated(message: chat_domain::Message) -> ByteString {
+    frame(
+        "message:updated",
+        MessageUpdated {
+            room_id: message.room_id.0,
+            version: message.version,
+            message: message.into(),
+        },
+        None,
+    )
+}
+
+/// The `message:updated` frame as a recipient who reacted with exactly
+/// `mine` (emoji) sees it.
+pub fn message_updated_for(message: &chat_domain::Message, mine: &[&str]) -> ByteString {
+    let mut message = message.clone();
+    for r in &mut message.reactions {
+        r.me = mine.contains(&r.emoji.as_str());
+    }
+    message_updated(message)
+}
+
 /// The frame an event becomes, serialised once for every recipient.
 /// `None` for events that are not sent to clients as such.
 pub fn of_event(event: &Event, online: impl Fn(chat_domain::UserId) -> bool) -> Option<ByteString> {
@@ -138,6 +195,46 @@ pub fn of_event(event: &Event, online: impl Fn(chat_domain::UserId) -> bool) -> 
                 room_id: message.room_id.0,
                 version: message.version,
                 message: message.into(),
+            },
+            None,
+        ),
+        Event::MessageUpdated { message, .. } => message_updated(message),
+        Event::MessageDeleted {
+            room_id,
+            id,
+            seq,
+            version,
+        } => frame(
+            "message:deleted",
+            MessageDeleted {
+                room_id: room_id.0,
+                version,
+                id: id.0,
+                seq,
+            },
+            None,
+        ),
+        Event::ReactionUpdated {
+            room_id,
+            message_id,
+            emoji,
+            user_id,
+            added,
+            reactions,
+            version,
+        } => frame(
+            "reaction:updated",
+            ReactionUpdated {
+                room_id: room_id.0,
+                version,
+                message_id: message_id.0,
+                emoji,
+                user_id: user_id.0,
+                added,
+                reactions: reactions
+                    .into_iter()
+                    .map(|(emoji, count)| ReactionCount { emoji, count })
+                    .collect(),
             },
             None,
         ),

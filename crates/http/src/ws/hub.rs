@@ -35,6 +35,8 @@ pub enum CloseWhy {
     SlowConsumer,
     /// Its session ended: logout or a revoked session (1008).
     SessionEnded,
+    /// The server is shutting down (1001).
+    GoingAway,
 }
 
 impl CloseWhy {
@@ -42,6 +44,7 @@ impl CloseWhy {
         match self {
             CloseWhy::SlowConsumer => CloseCode::Again,
             CloseWhy::SessionEnded => CloseCode::Policy,
+            CloseWhy::GoingAway => CloseCode::Away,
         }
     }
 
@@ -49,6 +52,7 @@ impl CloseWhy {
         match self {
             CloseWhy::SlowConsumer => "too slow reading events",
             CloseWhy::SessionEnded => "session ended",
+            CloseWhy::GoingAway => "server shutting down",
         }
     }
 }
@@ -95,6 +99,7 @@ enum Cmd {
     Rooms { user: UserId, rooms: Vec<RoomId> },
     Disconnect(u64),
     Event(Box<Event>),
+    CloseAll(CloseWhy),
 }
 
 /// Counters, for metrics and tests.
@@ -108,6 +113,8 @@ pub struct HubStats {
     pub slow_consumers: AtomicU64,
     /// Room gaps given up on after [`GAP_WAIT`].
     pub gaps: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
 }
 
 /// A handle to the hub; cheap to clone.
@@ -159,8 +166,14 @@ impl Hub {
             }
             Err(_) => false,
         };
+        self.stats.open.fetch_add(1, Ordering::Relaxed);
         let _ = self.tx.send(Cmd::Connect(conn));
         first
+    }
+
+    /// Closes every connection with `why` (the server is going away).
+    pub fn close_all(&self, why: CloseWhy) {
+        let _ = self.tx.send(Cmd::CloseAll(why));
     }
 
     /// The rooms `user` is in, as read after their connection registered.
@@ -184,6 +197,7 @@ impl Hub {
             },
             Err(_) => false,
         };
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
         let _ = self.tx.send(Cmd::Disconnect(conn));
         last
     }
@@ -221,6 +235,8 @@ struct State {
     rooms: HashMap<RoomId, HashSet<UserId>>,
     order: HashMap<RoomId, Order>,
     stats: Arc<HubStats>,
+    /// Set once the server is going away: newcomers are closed at once.
+    closing: Option<CloseWhy>,
 }
 
 impl State {
@@ -231,6 +247,7 @@ impl State {
             rooms: HashMap::new(),
             order: HashMap::new(),
             stats,
+            closing: None,
         }
     }
 
@@ -251,6 +268,9 @@ impl State {
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Connect(conn) => {
+                if let Some(why) = self.closing {
+                    conn.closer.close(why);
+                }
                 let user = self.users.entry(conn.user).or_insert_with(|| User {
                     conns: Vec::new(),
                     rooms: HashSet::new(),
@@ -262,6 +282,12 @@ impl State {
             Cmd::Rooms { user, rooms } => self.set_rooms(user, rooms),
             Cmd::Disconnect(id) => self.drop_conn(id),
             Cmd::Event(e) => self.event(*e),
+            Cmd::CloseAll(why) => {
+                self.closing = Some(why);
+                for conn in self.conns.values() {
+                    conn.closer.close(why);
+                }
+            }
         }
     }
 
@@ -412,6 +438,12 @@ impl State {
             }
             _ => {}
         }
+        if let Event::MessageUpdated { message, reactors } = &e
+            && !reactors.is_empty()
+        {
+            self.deliver_edit(message, reactors);
+            return;
+        }
         let Some(bytes) = frames::of_event(&e, |u| self.users.contains_key(&u)) else {
             return;
         };
@@ -458,6 +490,31 @@ impl State {
                     self.send_to(&to, &bytes);
                 }
             }
+        }
+    }
+
+    /// An edited message with reactions: each recipient's copy says which
+    /// of them are theirs (`me`). Recipients who reacted the same way share
+    /// one serialised frame; those who did not react share one.
+    fn deliver_edit(&mut self, message: &chat_domain::Message, reactors: &[chat_ports::Reactors]) {
+        let mut groups: HashMap<Vec<&str>, Vec<UserId>> = HashMap::new();
+        for user in self.members(message.room_id) {
+            if !self.users.contains_key(&user) {
+                continue;
+            }
+            let mine: Vec<&str> = reactors
+                .iter()
+                .filter(|r| r.user_ids.contains(&user))
+                .map(|r| r.emoji.as_str())
+                .collect();
+            groups.entry(mine).or_default().push(user);
+        }
+        let frames: Vec<(ByteString, Vec<UserId>)> = groups
+            .into_iter()
+            .map(|(mine, users)| (frames::message_updated_for(message, &mine), users))
+            .collect();
+        for (bytes, users) in frames {
+            self.send_to(&users, &bytes);
         }
     }
 

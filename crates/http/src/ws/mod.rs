@@ -254,6 +254,9 @@ impl Connection {
                 let send: Send = from_value(payload())?;
                 let draft = crate::routes::parse_draft(send.message)?;
                 let sent = app.messages.send(me, RoomId(send.room_id), draft).await?;
+                if sent.created {
+                    self.state.metrics.message_persisted();
+                }
                 Ok(Some((
                     "ack",
                     serde_json::json!({"message": MessageDto::from(sent.message)}),

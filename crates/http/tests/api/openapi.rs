@@ -217,6 +217,39 @@ const OPS: &[(&str, &str, &[&str], bool)] = &[
         true,
     ),
     ("/api/v1/rooms/{id}/read", "post", &["204", "400"], true),
+    (
+        "/api/v1/rooms/{id}/receipts",
+        "get",
+        &["200", "403", "404"],
+        true,
+    ),
+    (
+        "/api/v1/messages/{id}",
+        "patch",
+        &["200", "400", "403", "404"],
+        true,
+    ),
+    (
+        "/api/v1/messages/{id}",
+        "delete",
+        &["204", "403", "404"],
+        true,
+    ),
+    (
+        "/api/v1/messages/{id}/reactions/{emoji}",
+        "put",
+        &["204", "400", "403", "404"],
+        true,
+    ),
+    (
+        "/api/v1/messages/{id}/reactions/{emoji}",
+        "delete",
+        &["204", "400", "403", "404"],
+        true,
+    ),
+    ("/api/v1/search/messages", "get", &["200", "400"], true),
+    ("/api/v1/attachments", "post", &["201", "400", "413"], true),
+    ("/api/v1/attachments/{id}", "get", &["200", "404"], true),
 ];
 
 #[actix_rt::test]
@@ -273,6 +306,11 @@ async fn parameters_are_documented() {
         ("/api/v1/users/me/rooms", &["limit", "cursor"]),
         ("/api/v1/users/me/blocks", &["limit", "cursor"]),
         ("/api/v1/rooms/{id}/members", &["limit", "cursor"]),
+        ("/api/v1/rooms/{id}/receipts", &["limit", "cursor"]),
+        (
+            "/api/v1/search/messages",
+            &["q", "room_id", "limit", "cursor"],
+        ),
     ];
     for (path, want) in lists {
         assert_eq!(
@@ -504,4 +542,52 @@ async fn request_shapes_match_the_contract() {
     let read = request_schema(d, "/api/v1/rooms/{id}/read", "post");
     assert_eq!(props(d, read), set(&["seq"]));
     assert_eq!(required(read), set(&["seq"]));
+    let edit = request_schema(d, "/api/v1/messages/{id}", "patch");
+    assert_eq!(props(d, edit), set(&["content"]));
+    assert_eq!(required(edit), set(&["content"]));
+    let upload = &op(d, "/api/v1/attachments", "post")["requestBody"]["content"];
+    let form = &upload["multipart/form-data"]["schema"];
+    assert_eq!(props(d, form), set(&["file"]), "{upload}");
+}
+
+#[actix_rt::test]
+async fn rich_messaging_shapes_and_examples() {
+    let doc = doc().await;
+    let d = &doc;
+    let item = |path: &str| {
+        let page = response_schema(d, path, "get", "200");
+        assert_eq!(props(d, page), set(&["items", "next_cursor"]), "{path}");
+        resolve(d, prop(d, page, "items"))["items"].clone()
+    };
+    let receipt = item("/api/v1/rooms/{id}/receipts");
+    assert_eq!(
+        props(d, &receipt),
+        set(&["user_id", "last_read_seq", "last_delivered_seq"])
+    );
+    let hit = item("/api/v1/search/messages");
+    assert_eq!(props(d, &hit), set(&["message", "room", "rank"]));
+    assert_eq!(
+        props(d, prop(d, &hit, "room")),
+        set(&["id", "name", "kind"])
+    );
+    let attachment = response_schema(d, "/api/v1/attachments", "post", "201");
+    assert_eq!(
+        props(d, attachment),
+        set(&["id", "url", "filename", "content_type", "size"])
+    );
+    assert_eq!(
+        props(
+            d,
+            response_schema(d, "/api/v1/messages/{id}", "patch", "200")
+        ),
+        set(MESSAGE)
+    );
+    // The message and attachment schemas carry examples a client can read.
+    for name in ["MessageDto", "AttachmentDto", "ReceiptDto"] {
+        let schema = &d["components"]["schemas"][name];
+        assert!(
+            schema["example"].is_object(),
+            "{name} has no example: {schema}"
+        );
+    }
 }

@@ -35,6 +35,7 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     pub secret: &'static [u8],
     pub readiness: Vec<Arc<dyn chat_http::Readiness>>,
+    pub settings: chat_http::HttpSettings,
 }
 
 impl Default for Options {
@@ -44,6 +45,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             secret: SECRET,
             readiness: Vec::new(),
+            settings: Default::default(),
         }
     }
 }
@@ -79,6 +81,7 @@ impl Api {
         let state = chat_http::State {
             app: chat_app::App::new(chat_app::Deps {
                 stores,
+                blobs: Arc::new(chat_store_memory::MemoryBlobs::new()),
                 hasher: o.hasher,
                 tokens: Arc::new(JwtTokens::new(
                     o.secret,
@@ -90,9 +93,11 @@ impl Api {
                 events: bus,
                 admins: vec!["root".into()],
             }),
-            settings: Default::default(),
+            settings: o.settings,
             readiness: o.readiness,
             hub,
+            metrics: Default::default(),
+            pool: None,
         };
         let svc = Rc::new(
             test::init_service(actix_web::App::new().configure(chat_http::configure(state))).await,
@@ -748,4 +753,147 @@ pub fn assert_message(v: &Value) {
     assert!(v["reactions"].is_array(), "{v}");
     assert_timestamp(&v["created_at"]);
     assert!(v["deleted"].is_boolean(), "{v}");
+}
+
+// ------------------------------------------------------------ attachments
+
+/// The smallest bytes that pass for a PNG: its signature, then anything.
+pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-not-really-an-image";
+
+/// The boundary of the multipart bodies built here.
+pub const BOUNDARY: &str = "chat-test-boundary-7MA4YWxkTrZu0gW";
+
+/// One part of a multipart form: its name, filename and type (if any), bytes.
+pub struct Part<'a> {
+    pub name: &'a str,
+    pub filename: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub bytes: &'a [u8],
+}
+
+/// A `multipart/form-data` body of these parts, built by hand, with
+/// [`BOUNDARY`].
+pub fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for p in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        let mut cd = format!("Content-Disposition: form-data; name=\"{}\"", p.name);
+        if let Some(f) = p.filename {
+            cd.push_str(&format!("; filename=\"{}\"", f.replace('"', "\\\"")));
+        }
+        body.extend_from_slice(cd.as_bytes());
+        body.extend_from_slice(b"\r\n");
+        if let Some(ct) = p.content_type {
+            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(p.bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+impl Api {
+    /// `POST /attachments` with exactly this `Content-Type` and body, and a
+    /// bearer token (or none).
+    pub async fn upload_raw(
+        &self,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut req = TestRequest::default()
+            .method(Method::POST)
+            .uri("/api/v1/attachments")
+            .insert_header((header::CONTENT_TYPE, content_type.to_owned()))
+            .set_payload(body);
+        if let Some(t) = token {
+            req = req.insert_header((header::AUTHORIZATION, format!("Bearer {t}")));
+        }
+        (self.call)(req).await
+    }
+
+    /// Uploads one `file` part as `u`; the answer as it came.
+    pub async fn try_upload(
+        &self,
+        u: &User,
+        filename: &str,
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> (StatusCode, Value) {
+        let body = multipart(&[Part {
+            name: "file",
+            filename: Some(filename),
+            content_type,
+            bytes,
+        }]);
+        let r = self
+            .upload_raw(
+                Some(&u.token),
+                &format!("multipart/form-data; boundary={BOUNDARY}"),
+                body,
+            )
+            .await;
+        (r.status, r.body)
+    }
+
+    /// Uploads a file as `u`; asserts 201 and returns the `Attachment`.
+    pub async fn upload(
+        &self,
+        u: &User,
+        filename: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Value {
+        let (st, b) = self
+            .try_upload(u, filename, Some(content_type), bytes)
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "upload {filename}: {b}");
+        b
+    }
+
+    /// `GET /attachments/{id}` as `u`, whole.
+    pub async fn download(&self, u: &User, id: &str) -> Reply {
+        self.request(
+            Method::GET,
+            &format!("/api/v1/attachments/{id}"),
+            Some(&format!("Bearer {}", u.token)),
+            None,
+        )
+        .await
+    }
+
+    /// One message of a room's history as `u` sees it (the latest 100).
+    pub async fn message(&self, u: &User, room: &str, id: &Value) -> Value {
+        let h = self.history(u, room, "limit=100").await;
+        arr(&h["messages"])
+            .iter()
+            .find(|m| m["id"] == *id)
+            .cloned()
+            .unwrap_or_else(|| panic!("message {id} not in the history: {h}"))
+    }
+}
+
+/// The `Attachment` shape.
+pub fn assert_attachment(v: &Value) {
+    assert_keys(v, &["id", "url", "filename", "content_type", "size"]);
+    assert_uuid(&v["id"]);
+    assert_eq!(
+        v["url"],
+        format!("/api/v1/attachments/{}", s(&v["id"])),
+        "url of {v}"
+    );
+    assert!(v["filename"].as_str().is_some_and(|f| !f.is_empty()), "{v}");
+    assert!(v["content_type"].is_string(), "{v}");
+    n(&v["size"]);
+}
+
+/// A header of a reply as text ("" when absent).
+pub fn header_of(r: &Reply, name: &str) -> String {
+    r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
 }

@@ -577,3 +577,181 @@ both!(
         assert_eq!(copy.members[&dave.id]["role"], "admin");
     }
 );
+
+both!(
+    edits_deletes_and_reactions_reach_members_only,
+    |store| async move {
+        let s = Server::start(store).await;
+        let (alice, bob, eve) = (
+            s.user("alice").await,
+            s.user("bob").await,
+            s.user("eve").await,
+        );
+        // A private room of alice and bob; eve is outside it.
+        let room = s
+            .ok(
+                "POST",
+                "/api/v1/rooms",
+                &alice.token,
+                Some(json!({"name": "pair", "kind": "private", "member_ids": [bob.id]})),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let m = s.send(&alice, &room, "lunch at noon?").await;
+        let id = m["id"].as_str().unwrap().to_owned();
+        let mut a = s.connect(&alice.token).await;
+        let mut b = s.connect(&bob.token).await;
+        let mut e = s.connect(&eve.token).await;
+
+        // Bob reacts: both hear reaction:updated with the counts and the version.
+        s.ok(
+            "PUT",
+            &format!("/api/v1/messages/{id}/reactions/%F0%9F%91%8D"),
+            &bob.token,
+            None,
+        )
+        .await;
+        for c in [&mut a, &mut b] {
+            let r = c.next_of("reaction:updated").await;
+            let p = &r["payload"];
+            assert_eq!(p["room_id"], room.as_str());
+            assert_eq!(p["message_id"], id.as_str());
+            assert_eq!(p["emoji"], "👍");
+            assert_eq!(p["user_id"], bob.id.as_str());
+            assert_eq!(p["added"], true);
+            assert_eq!(p["reactions"], json!([{"emoji": "👍", "count": 1}]));
+            assert_eq!(p["version"], 3, "created 1, message 2, reaction 3");
+        }
+        // Reacting the same way again changes nothing and says nothing.
+        s.ok(
+            "PUT",
+            &format!("/api/v1/messages/{id}/reactions/%F0%9F%91%8D"),
+            &bob.token,
+            None,
+        )
+        .await;
+
+        // Alice edits: each member's copy says whether the reaction is theirs.
+        s.ok(
+            "PATCH",
+            &format!("/api/v1/messages/{id}"),
+            &alice.token,
+            Some(json!({"content": "lunch at one?"})),
+        )
+        .await;
+        let mine = |f: &Value| f["payload"]["message"]["reactions"][0]["me"].clone();
+        let ua = a.next_of("message:updated").await;
+        let ub = b.next_of("message:updated").await;
+        for u in [&ua, &ub] {
+            assert_eq!(u["payload"]["message"]["content"], "lunch at one?");
+            assert!(u["payload"]["message"]["edited_at"].is_string());
+            assert_eq!(
+                u["payload"]["version"], 4,
+                "the repeated reaction counted nothing"
+            );
+        }
+        assert_eq!(mine(&ua), json!(false), "alice did not react");
+        assert_eq!(mine(&ub), json!(true), "bob did");
+
+        // Bob takes the reaction back; alice deletes the message.
+        s.ok(
+            "DELETE",
+            &format!("/api/v1/messages/{id}/reactions/%F0%9F%91%8D"),
+            &bob.token,
+            None,
+        )
+        .await;
+        s.ok(
+            "DELETE",
+            &format!("/api/v1/messages/{id}"),
+            &alice.token,
+            None,
+        )
+        .await;
+        for c in [&mut a, &mut b] {
+            let r = c.next_of("reaction:updated").await;
+            assert_eq!(r["payload"]["added"], false);
+            assert_eq!(r["payload"]["reactions"], json!([]));
+            assert_eq!(r["payload"]["version"], 5);
+            let d = c.next_of("message:deleted").await;
+            assert_eq!(
+                d["payload"],
+                json!({"room_id": room, "id": id, "seq": 1, "version": 6})
+            );
+        }
+        // Deleting again is quiet.
+        s.ok(
+            "DELETE",
+            &format!("/api/v1/messages/{id}"),
+            &alice.token,
+            None,
+        )
+        .await;
+        for c in [&mut a, &mut b] {
+            let heard = c.drain().await;
+            assert!(
+                heard
+                    .iter()
+                    .all(|f| f["type"] != "message:deleted" && f["type"] != "reaction:updated"),
+                "{heard:?}"
+            );
+        }
+        // Eve heard none of it.
+        let heard = e.drain().await;
+        assert!(
+            heard.iter().all(|f| !matches!(
+                f["type"].as_str(),
+                Some("reaction:updated" | "message:updated" | "message:deleted")
+            )),
+            "{heard:?}"
+        );
+    }
+);
+
+both!(read_frames_move_receipts, |store| async move {
+    let s = Server::start(store).await;
+    let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+    let room = s.room(&alice, "public").await;
+    s.join(&bob, &room).await;
+    for text in ["one", "two", "three"] {
+        s.send(&alice, &room, text).await;
+    }
+    let mut a = s.connect(&alice.token).await;
+    let mut b = s.connect(&bob.token).await;
+    b.send("delivered", json!({"room_id": room, "seq": 3}), None)
+        .await;
+    b.send("read", json!({"room_id": room, "seq": 2}), None)
+        .await;
+    let r = a.next_of("read").await;
+    assert_eq!(
+        r["payload"],
+        json!({"room_id": room, "user_id": bob.id, "seq": 2})
+    );
+    let receipts = s
+        .ok(
+            "GET",
+            &format!("/api/v1/rooms/{room}/receipts"),
+            &alice.token,
+            None,
+        )
+        .await;
+    let bob_receipt = receipts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user_id"] == bob.id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        bob_receipt,
+        json!({"user_id": bob.id, "last_read_seq": 2, "last_delivered_seq": 3})
+    );
+    // A marker past the end is refused on the socket, which stays open.
+    b.send("delivered", json!({"room_id": room, "seq": 9}), Some("x"))
+        .await;
+    let err = b.next_of("error").await;
+    assert_eq!(err["payload"]["code"], "validation");
+    assert_eq!(err["ref"], "x");
+});

@@ -24,6 +24,10 @@ pub struct Server {
     pub base: String,
     pub port: u16,
     http: reqwest::Client,
+    /// Stops the server as SIGTERM does (`None` for a server in another process).
+    pub shutdown: Option<chat_server::Shutdown>,
+    /// The server's task: it ends when the server has stopped.
+    pub running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _db: Option<TestDb>,
 }
 
@@ -63,12 +67,27 @@ impl Server {
         let settings = Settings::load_from(&dir, &env).unwrap();
         let app = Application::build(&settings).await.unwrap();
         let port = app.port();
-        tokio::spawn(app.run());
+        let shutdown = app.shutdown_handle();
+        let running = tokio::spawn(app.run());
         Self {
             base: format!("http://127.0.0.1:{port}"),
             port,
             http: reqwest::Client::new(),
+            shutdown: Some(shutdown),
+            running: Some(running),
             _db: db,
+        }
+    }
+
+    /// A server someone else started, on this port.
+    pub fn at_port(port: u16) -> Self {
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            http: reqwest::Client::new(),
+            shutdown: None,
+            running: None,
+            _db: None,
         }
     }
 

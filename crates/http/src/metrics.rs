@@ -1,0 +1,220 @@
+//! Prometheus metrics, served at `/metrics` in the text format: HTTP
+//! requests by route and status with latency histograms, WebSocket
+//! connections, event delivery, slow consumers, messages stored, and the
+//! database pool.
+
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, web};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::State;
+use crate::ws::HubStats;
+
+/// How busy a connection pool is, read at scrape time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolGauges {
+    /// The most connections the pool opens.
+    pub max: usize,
+    /// Connections handed out right now.
+    pub in_use: usize,
+    /// Open connections waiting in the pool.
+    pub idle: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
+/// Something with a connection pool worth watching (the PostgreSQL store).
+pub trait PoolStats: Send + Sync + 'static {
+    fn pool(&self) -> PoolGauges;
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    /// The route's pattern (`/api/v1/rooms/{id}`), never the raw path.
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+/// Every metric of the server.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RequestLabels, Histogram>,
+    ws_open: Gauge,
+    delivered: Counter,
+    dropped: Counter,
+    slow_consumers: Counter,
+    messages: Counter,
+    pool: Family<PoolLabels, Gauge>,
+    /// One scrape at a time brings the mirrored counters up to date.
+    scrape: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("chat");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            // 0.5 ms to about 8 s.
+            Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+        });
+        let ws_open = Gauge::default();
+        let delivered = Counter::default();
+        let dropped = Counter::default();
+        let slow_consumers = Counter::default();
+        let messages = Counter::default();
+        let pool = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route pattern and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by method, route pattern and status",
+            latency.clone(),
+        );
+        registry.register(
+            "ws_connections",
+            "WebSocket connections open on this server",
+            ws_open.clone(),
+        );
+        registry.register(
+            "ws_events_delivered",
+            "Event frames queued to a WebSocket connection",
+            delivered.clone(),
+        );
+        registry.register(
+            "ws_events_dropped",
+            "Event frames that found a connection's queue full",
+            dropped.clone(),
+        );
+        registry.register(
+            "ws_slow_consumer_disconnects",
+            "WebSocket connections closed (1013) for not reading their events",
+            slow_consumers.clone(),
+        );
+        registry.register(
+            "messages_persisted",
+            "Messages stored by sends on this server (replays of a client_msg_id not counted)",
+            messages.clone(),
+        );
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections by state: in_use, idle, waiting (requests queued for one), max",
+            pool.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            ws_open,
+            delivered,
+            dropped,
+            slow_consumers,
+            messages,
+            pool,
+            scrape: Mutex::new(()),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub(crate) fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let labels = RequestLabels {
+            method: known_method(method),
+            route: route.to_owned(),
+            status,
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.latency
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts one stored message.
+    pub(crate) fn message_persisted(&self) {
+        self.messages.inc();
+    }
+
+    /// The text exposition, with the hub's and the pool's readings as of now.
+    pub fn render(&self, hub: &HubStats, pool: Option<PoolGauges>) -> String {
+        let _one_at_a_time = self.scrape.lock();
+        mirror(&self.delivered, hub.delivered.load(Ordering::Relaxed));
+        mirror(&self.dropped, hub.dropped.load(Ordering::Relaxed));
+        mirror(
+            &self.slow_consumers,
+            hub.slow_consumers.load(Ordering::Relaxed),
+        );
+        self.ws_open
+            .set(i64::try_from(hub.open.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+        if let Some(p) = pool {
+            for (state, n) in [
+                ("in_use", p.in_use),
+                ("idle", p.idle),
+                ("waiting", p.waiting),
+                ("max", p.max),
+            ] {
+                self.pool
+                    .get_or_create(&PoolLabels { state })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            tracing::error!("could not encode the metrics");
+        }
+        out
+    }
+}
+
+/// Brings a counter up to a total kept elsewhere.
+fn mirror(counter: &Counter, total: u64) {
+    let now = counter.get();
+    if total > now {
+        counter.inc_by(total - now);
+    }
+}
+
+/// A bounded label: the methods the API uses, else `other`.
+fn known_method(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub async fn metrics(state: web::Data<State>) -> HttpResponse {
+    let pool = state.pool.as_ref().map(|p| p.pool());
+    let body = state.metrics.render(&state.hub.stats, pool);
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        ))
+        .body(body)
+}
