@@ -129,6 +129,7 @@ macro_rules! contract_tests {
             message_changes_after_edit_delete_react,
             message_react_concurrent,
             message_reactors,
+            message_reaction_order_survives_first_user_leaving,
             message_search_words_and_rank_order,
             message_search_only_my_rooms_never_deleted,
             message_search_pages,
@@ -3323,14 +3324,15 @@ pub async fn message_react(s: Stores) {
     assert_eq!(h.messages[0], seen(a.id).await);
     assert_eq!(h.messages[1], other, "the other message has none");
 
-    // a's 👍 (at 10) goes: 👍 now dates from b's (at 12), after :heart:
-    // (at 11): the order follows the earliest remaining reaction.
+    // a's 👍 (at 10, its first use) goes; b still uses it (since 12, after
+    // :heart: at 11): 👍 keeps its place, first use is not the earliest
+    // reaction still standing.
     let r = react(&s, m.id, a.id, "👍", false, 15).await; // v7
     assert!(r.changed);
     assert_eq!(r.message.version, 7);
     assert_eq!(
         reactions_of(&r.message),
-        vec![(":heart:", 1, false), ("👍", 1, false)]
+        vec![("👍", 1, false), (":heart:", 1, false)]
     );
     // Down to zero: 👍 leaves the list; used again it comes last.
     let r = react(&s, m.id, b.id, "👍", false, 16).await; // v8
@@ -3541,14 +3543,15 @@ pub async fn message_reactors(s: Stores) {
         "the order and counts of the message's reactions"
     );
 
-    // b's 👍 (at 10) goes: 👍 now dates from a's (at 12), after :heart:.
+    // b's 👍 (at 10, its first use) goes; a still uses it (since 12, after
+    // :heart: at 11): 👍 keeps its place.
     let r = react(&s, m.id, b.id, "👍", false, 15).await;
     let got = s.messages.reactors(m.id).await.unwrap();
     assert_eq!(
         got.iter().map(|r| r.emoji.as_str()).collect::<Vec<_>>(),
-        vec![":heart:", "👍", "🎉"]
+        vec!["👍", ":heart:", "🎉"]
     );
-    assert_eq!(got[1].user_ids, vec![a.id]);
+    assert_eq!(got[0].user_ids, vec![a.id]);
     assert_eq!(
         got.iter().map(|r| r.emoji.as_str()).collect::<Vec<_>>(),
         r.message
@@ -3565,6 +3568,199 @@ pub async fn message_reactors(s: Stores) {
         s.messages.reactors(MessageId(uuid())).await.unwrap(),
         vec![]
     );
+}
+
+/// Each emoji in the order of its *first use*, not of the earliest reaction
+/// still standing: an emoji keeps its place while anyone still reacts with
+/// it, also once the user who first used it has taken theirs back (and
+/// through a chain of such hand-overs); only a count that drops to 0 makes
+/// it leave, and used again it comes last. `reactors` and every read of the
+/// message (the reaction's own answer, `find`, `history`, `changes`) agree.
+/// Concurrent first uses of one emoji give it one place.
+pub async fn message_reaction_order_survives_first_user_leaving(s: Stores) {
+    let owner = user(&s, "sven").await;
+    let alice = user(&s, "tara").await;
+    let bob = user(&s, "umar").await;
+    let carol = user(&s, "vera").await;
+    let room = group(&s, owner.id, &[alice.id, bob.id, carol.id]).await;
+    let m = send(&s, room.id, owner.id, "react to me", at(1)).await;
+
+    // The emoji's order as every read gives it, for `viewer`; the reads must
+    // agree with each other and with `reactors`.
+    let order = |viewer: UserId| {
+        let s = s.clone();
+        async move {
+            let found = s.messages.find(m.id, viewer).await.unwrap().unwrap();
+            let h = latest(&s, room.id, viewer).await;
+            assert_eq!(h.messages, vec![found.clone()], "history = find");
+            let ch = s
+                .rooms
+                .changes(room.id, 0, 100, viewer)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(ch.messages, vec![found.clone()], "changes = find");
+            let reactors = s.messages.reactors(m.id).await.unwrap();
+            assert_eq!(
+                reactors
+                    .iter()
+                    .map(|r| (r.emoji.clone(), r.user_ids.len() as u32))
+                    .collect::<Vec<_>>(),
+                found
+                    .reactions
+                    .iter()
+                    .map(|r| (r.emoji.clone(), r.count))
+                    .collect::<Vec<_>>(),
+                "reactors in the order and with the counts of the reactions"
+            );
+            (found, reactors)
+        }
+    };
+    let reactors = |list: &[(&str, &[UserId])]| -> Vec<Reactors> {
+        list.iter()
+            .map(|(emoji, users)| Reactors {
+                emoji: (*emoji).to_owned(),
+                user_ids: users.to_vec(),
+            })
+            .collect()
+    };
+
+    // The example of the contract: alice 🎉, bob 👍, bob 🎉, alice takes
+    // her 🎉 back. 🎉 (bytes F0 9F 8E 89) sorts before 👍 (F0 9F 91 8D), so
+    // the ties rule alone cannot tell these orders apart: the instants do.
+    react(&s, m.id, alice.id, "🎉", true, 10).await;
+    react(&s, m.id, bob.id, "👍", true, 11).await;
+    react(&s, m.id, bob.id, "🎉", true, 12).await;
+    let r = react(&s, m.id, alice.id, "🎉", false, 13).await;
+    assert!(r.changed);
+    assert_eq!(
+        reactions_of(&r.message),
+        vec![("🎉", 1, false), ("👍", 1, false)],
+        "🎉 keeps its place: bob still uses it"
+    );
+    let (found, got) = order(bob.id).await;
+    assert_eq!(reactions_of(&found), vec![("🎉", 1, true), ("👍", 1, true)]);
+    assert_eq!(got, reactors(&[("🎉", &[bob.id]), ("👍", &[bob.id])]));
+    assert_eq!(
+        reactions_of(&order(alice.id).await.0),
+        vec![("🎉", 1, false), ("👍", 1, false)]
+    );
+
+    // alice comes back to 🎉, then bob, who kept its place for her, leaves
+    // it: still alice's alone, 🎉 is still first.
+    let r = react(&s, m.id, alice.id, "🎉", true, 14).await;
+    assert_eq!(
+        reactions_of(&r.message),
+        vec![("🎉", 2, true), ("👍", 1, false)]
+    );
+    assert_eq!(
+        order(owner.id).await.1,
+        reactors(&[("🎉", &[bob.id, alice.id]), ("👍", &[bob.id])]),
+        "users in the order they reacted"
+    );
+    // A later emoji in between.
+    react(&s, m.id, carol.id, ":heart:", true, 15).await;
+    let r = react(&s, m.id, bob.id, "🎉", false, 16).await;
+    assert_eq!(
+        reactions_of(&r.message),
+        vec![("🎉", 1, false), ("👍", 1, true), (":heart:", 1, false)]
+    );
+    assert_eq!(
+        order(alice.id).await.1,
+        reactors(&[
+            ("🎉", &[alice.id]),
+            ("👍", &[bob.id]),
+            (":heart:", &[carol.id]),
+        ])
+    );
+
+    // Down to zero: 🎉 leaves, and nothing remembers it. Used again it comes
+    // last, behind the emoji first used after it the first time, whoever
+    // uses it.
+    let r = react(&s, m.id, alice.id, "🎉", false, 17).await;
+    assert_eq!(
+        reactions_of(&r.message),
+        vec![("👍", 1, false), (":heart:", 1, false)]
+    );
+    let r = react(&s, m.id, bob.id, "🎉", true, 18).await;
+    assert_eq!(
+        reactions_of(&r.message),
+        vec![("👍", 1, true), (":heart:", 1, false), ("🎉", 1, true)]
+    );
+    // Its new first use is what a later user inherits.
+    react(&s, m.id, carol.id, "🎉", true, 19).await;
+    react(&s, m.id, bob.id, "🎉", false, 20).await;
+    let (found, got) = order(carol.id).await;
+    assert_eq!(
+        reactions_of(&found),
+        vec![("👍", 1, false), (":heart:", 1, true), ("🎉", 1, true)]
+    );
+    assert_eq!(
+        got,
+        reactors(&[
+            ("👍", &[bob.id]),
+            (":heart:", &[carol.id]),
+            ("🎉", &[carol.id]),
+        ])
+    );
+    // 👍 too: its only user leaves, and it comes back last.
+    react(&s, m.id, bob.id, "👍", false, 21).await;
+    let r = react(&s, m.id, owner.id, "👍", true, 22).await;
+    assert_eq!(
+        reactions_of(&r.message),
+        vec![(":heart:", 1, false), ("🎉", 1, false), ("👍", 1, true)]
+    );
+
+    // Concurrent first uses of one emoji, at instants before and after
+    // another emoji's first use: whichever comes first, they agree on one
+    // place, which then holds while any of them is left.
+    let other = send(&s, room.id, owner.id, "react to me too", at(2)).await;
+    react(&s, other.id, owner.id, "👍", true, 50).await;
+    let fans = [alice.id, bob.id, carol.id];
+    let mut tasks = Vec::new();
+    for (i, u) in fans.iter().copied().enumerate() {
+        let messages = s.messages.clone();
+        // 40, 61, 42: on either side of 👍's 50.
+        let t = if i % 2 == 0 {
+            40 + i as i64
+        } else {
+            60 + i as i64
+        };
+        tasks.push(tokio::spawn(async move {
+            let r = messages
+                .react(other.id, u, "✨", true, at(t))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(r.changed);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let emojis =
+        |m: &Message| -> Vec<String> { m.reactions.iter().map(|r| r.emoji.clone()).collect() };
+    let placed = emojis(&s.messages.find(other.id, owner.id).await.unwrap().unwrap());
+    assert_eq!(placed.len(), 2);
+    assert!(placed.contains(&"✨".to_owned()), "{placed:?}");
+    let reactor_emojis = |s: Stores| async move {
+        s.messages
+            .reactors(other.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.emoji)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(reactor_emojis(s.clone()).await, placed);
+    // The earliest instants leave first: one place or none.
+    for (i, u) in [alice.id, carol.id].into_iter().enumerate() {
+        let r = react(&s, other.id, u, "✨", false, 70 + i as i64).await;
+        assert_eq!(emojis(&r.message), placed, "✨ keeps its place");
+        assert_eq!(reactor_emojis(s.clone()).await, placed);
+    }
+    let r = react(&s, other.id, bob.id, "✨", false, 72).await;
+    assert_eq!(emojis(&r.message), vec!["👍".to_owned()]);
 }
 
 fn search_for(words: &[&str], room: Option<RoomId>) -> MessageSearch {

@@ -481,10 +481,16 @@ pub trait MessageRepo: Send + Sync + 'static {
     /// is deleted, and then nothing changes.
     ///
     /// Every [`Message`] lists its reactions one entry per emoji, in the
-    /// order each emoji was first used: by the earliest `created_at` (`at`
-    /// of the add) among its current reactions, ties by emoji bytes. An
-    /// emoji whose last reaction is removed leaves the list; used again it
-    /// comes last. `count` is how many users reacted with it and `me`
+    /// order each emoji was first used, ties by emoji bytes. An emoji's
+    /// first use is the `at` of the add that brought it onto the message
+    /// while no reaction with it was there; it stays the emoji's for as long
+    /// as at least one user still reacts with it, whoever made that first
+    /// add and whether or not they have since removed theirs (so an emoji
+    /// never moves while its count stays above 0). An emoji whose last
+    /// reaction is removed leaves the list and is forgotten: used again, its
+    /// first use is that new add's `at`, and so it comes last. Concurrent
+    /// adds of one emoji on one message are serialised, so the emoji has
+    /// one first use. `count` is how many users reacted with it and `me`
     /// whether the viewer is one of them. Membership and emoji validation
     /// are the caller's.
     async fn react(
@@ -496,8 +502,11 @@ pub trait MessageRepo: Send + Sync + 'static {
         at: Timestamp,
     ) -> Result<Option<Reacted>, StoreError>;
     /// Every user's current reactions on the message, one entry per emoji in
-    /// the order of [`Message::reactions`], users in the order they reacted
-    /// (ties by user id). Empty for a deleted or unknown message.
+    /// the order of [`Message::reactions`] (by each emoji's first use, as
+    /// [`react`](Self::react) states it, ties by emoji bytes: an emoji keeps
+    /// its place while anyone still reacts with it, even once its first user
+    /// has removed theirs), users in the order they reacted (the `at` of
+    /// their add, ties by user id). Empty for a deleted or unknown message.
     async fn reactors(&self, id: MessageId) -> Result<Vec<Reactors>, StoreError>;
     /// Messages of the rooms `viewer` is a member of *now* (or of
     /// `search.room` only, and then only if `viewer` is a member of it) that

@@ -12,8 +12,8 @@ use chat_ports::{
 
 use crate::MemoryStore;
 use crate::state::{
-    RoomState, State, StoredMessage, StoredReaction, forget_use, record_use, seen_by, time_cursor,
-    time_position, to_message,
+    RoomState, State, StoredMessage, StoredReaction, emoji_since, forget_use, record_use, seen_by,
+    time_cursor, time_position, to_message,
 };
 
 /// The live (not deleted) message `id`, with its room, for a change: `None`
@@ -50,17 +50,20 @@ fn read_back(state: &State, id: MessageId, viewer: UserId) -> Result<Message, St
 }
 
 /// The reactions of one message grouped by emoji: emojis in the order of
-/// [`crate::state::reaction_summaries`] (the earliest reaction of each,
-/// ties by emoji), users in the order they reacted (ties by user id).
+/// [`crate::state::reaction_summaries`] (each emoji's `emoji_since`, ties
+/// by emoji bytes), users in the order they reacted (ties by user id).
 fn reactors_of(list: &[StoredReaction]) -> Vec<Reactors> {
     let mut in_order: Vec<&StoredReaction> = list.iter().collect();
     in_order.sort_unstable_by_key(|r| (r.created_at, r.user));
-    // In reaction order, so each emoji's first reaction is its earliest.
     let mut by_emoji: Vec<(Timestamp, &str, Vec<UserId>)> = Vec::new();
     for r in in_order {
         match by_emoji.iter_mut().find(|(_, emoji, _)| *emoji == r.emoji) {
-            Some((_, _, users)) => users.push(r.user),
-            None => by_emoji.push((r.created_at, &r.emoji, vec![r.user])),
+            Some((first, _, users)) => {
+                // One instant per emoji; `min` should it ever differ.
+                *first = (*first).min(r.emoji_since);
+                users.push(r.user);
+            }
+            None => by_emoji.push((r.emoji_since, &r.emoji, vec![r.user])),
         }
     }
     by_emoji.sort_by(|(a, x, _), (b, y, _)| (a, x).cmp(&(b, y)));
@@ -313,10 +316,13 @@ impl MessageRepo for MemoryStore {
         let existing = list.iter().position(|r| r.user == user && r.emoji == emoji);
         let changed = match (add, existing) {
             (true, None) => {
+                // The emoji keeps its place while anyone still uses it.
+                let emoji_since = emoji_since(list, emoji, at);
                 list.push(StoredReaction {
                     user,
                     emoji: emoji.to_owned(),
                     created_at: at,
+                    emoji_since,
                 });
                 true
             }

@@ -38,7 +38,9 @@ pub(crate) struct State {
     /// Where each message lives: its room and seq.
     pub message_index: HashMap<MessageId, (RoomId, u64)>,
     /// The reactions on each message, in the order they were added; a
-    /// message without any (a deleted one among them) has no entry. Kept
+    /// message without any (a deleted one among them) has no entry. All
+    /// reactions of one emoji on one message share their `emoji_since`.
+    /// Kept
     /// here rather than on [`StoredMessage`] so that the message rows stay
     /// as the room code builds them; read through [`seen_by`].
     pub reactions: HashMap<MessageId, Vec<StoredReaction>>,
@@ -57,7 +59,26 @@ pub(crate) struct State {
 pub(crate) struct StoredReaction {
     pub user: UserId,
     pub emoji: String,
+    /// When this user reacted so: the order of [`chat_ports::Reactors`]'
+    /// users.
     pub created_at: Timestamp,
+    /// When the emoji was first used on the message: inherited from the
+    /// emoji's reactions already there, else this reaction's `created_at`.
+    /// It outlives the first user's reaction as long as anyone still reacts
+    /// so, and is forgotten with the emoji's last reaction, so the emoji
+    /// keeps its place in the list until its count drops to 0. The order of
+    /// the emojis.
+    pub emoji_since: Timestamp,
+}
+
+/// The `emoji_since` a new reaction with `emoji` on a message whose
+/// reactions are `reactions` takes: the emoji's, if anyone still reacts so,
+/// else `at`.
+pub(crate) fn emoji_since(reactions: &[StoredReaction], emoji: &str, at: Timestamp) -> Timestamp {
+    reactions
+        .iter()
+        .find(|r| r.emoji == emoji)
+        .map_or(at, |r| r.emoji_since)
 }
 
 /// A stored user.
@@ -194,9 +215,8 @@ pub(crate) fn to_message(
 }
 
 /// The reactions as `viewer` sees them: one entry per emoji, in the order
-/// each was first used (the earliest `created_at` among its reactions, ties
-/// by emoji), with its count and whether the viewer is among those who
-/// reacted.
+/// each was first used (its `emoji_since`, ties by emoji bytes), with its
+/// count and whether the viewer is among those who reacted.
 pub(crate) fn reaction_summaries(
     reactions: &[StoredReaction],
     viewer: UserId,
@@ -205,12 +225,13 @@ pub(crate) fn reaction_summaries(
     for r in reactions {
         match by_emoji.iter_mut().find(|(_, s)| s.emoji == r.emoji) {
             Some((first, summary)) => {
-                *first = (*first).min(r.created_at);
+                // One instant per emoji; `min` should it ever differ.
+                *first = (*first).min(r.emoji_since);
                 summary.count = summary.count.saturating_add(1);
                 summary.me |= r.user == viewer;
             }
             None => by_emoji.push((
-                r.created_at,
+                r.emoji_since,
                 ReactionSummary {
                     emoji: r.emoji.clone(),
                     count: 1,

@@ -47,8 +47,8 @@ pub(crate) fn parts() -> PartsSelect {
 type ReactionRow = (Uuid, String, i64, Option<bool>, Option<Timestamp>);
 
 /// The reactions on `ids` as `viewer` sees them: per message, each emoji in
-/// the order it was first used, with its count and whether the viewer is
-/// among those who reacted.
+/// the order it was first used (its `emoji_since`, ties by emoji bytes),
+/// with its count and whether the viewer is among those who reacted.
 async fn reactions_of(
     c: &mut Conn,
     ids: Vec<Uuid>,
@@ -65,7 +65,8 @@ async fn reactions_of(
             reactions::emoji,
             count_star(),
             bool_or(reactions::user_id.eq(viewer.0)),
-            min(reactions::created_at),
+            // One instant per emoji (`react_in`); `min` should it differ.
+            min(reactions::emoji_since),
         ))
         .load(c)
         .await?;
@@ -327,12 +328,26 @@ async fn react_in(
     };
     // An unknown user breaks a foreign key: NotFound.
     let written = if add {
+        // The emoji keeps its place while anyone still uses it: a new
+        // reaction inherits the first use of the emoji's reactions already
+        // there (all share it), else starts it. Read under the room's lock,
+        // which every reaction on the message takes first, and (read
+        // committed) after whatever committed before it: two first uses
+        // cannot both miss each other, so every reaction of an emoji
+        // carries one instant.
+        let since: Option<Timestamp> = reactions::table
+            .filter(reactions::message_id.eq(id.0))
+            .filter(reactions::emoji.eq(emoji))
+            .select(min(reactions::emoji_since))
+            .first(c)
+            .await?;
         diesel::insert_into(reactions::table)
             .values((
                 reactions::message_id.eq(id.0),
                 reactions::user_id.eq(user.0),
                 reactions::emoji.eq(emoji),
                 reactions::created_at.eq(at),
+                reactions::emoji_since.eq(since.unwrap_or(at)),
             ))
             .on_conflict_do_nothing()
             .execute(c)
@@ -359,22 +374,26 @@ async fn react_in(
 }
 
 /// The users who reacted to message `id`, grouped by emoji: emojis in the
-/// order of [`reactions_of`] (the earliest reaction of each, ties by emoji
+/// order of [`reactions_of`] (each emoji's `emoji_since`, ties by emoji
 /// bytes), users in the order they reacted (ties by user id).
 async fn reactors_in(c: &mut Conn, id: MessageId) -> Result<Vec<Reactors>, TxError> {
     // A deleted message has no reactions left.
     let rows: Vec<(String, Uuid, Timestamp)> = reactions::table
         .filter(reactions::message_id.eq(id.0))
-        .select((reactions::emoji, reactions::user_id, reactions::created_at))
+        .select((reactions::emoji, reactions::user_id, reactions::emoji_since))
         .order((reactions::created_at.asc(), reactions::user_id.asc()))
         .load(c)
         .await?;
-    // In reaction order, so each emoji's first row is its earliest.
+    // In reaction order: each emoji's users in the order they reacted.
     let mut by_emoji: Vec<(Timestamp, String, Vec<UserId>)> = Vec::new();
-    for (emoji, user, at) in rows {
+    for (emoji, user, since) in rows {
         match by_emoji.iter_mut().find(|(_, e, _)| *e == emoji) {
-            Some((_, _, users)) => users.push(UserId(user)),
-            None => by_emoji.push((at, emoji, vec![UserId(user)])),
+            Some((first, _, users)) => {
+                // One instant per emoji (`react_in`); `min` should it differ.
+                *first = (*first).min(since);
+                users.push(UserId(user));
+            }
+            None => by_emoji.push((since, emoji, vec![UserId(user)])),
         }
     }
     by_emoji.sort_by(|(a, x, _), (b, y, _)| (a, x).cmp(&(b, y)));

@@ -73,6 +73,7 @@ diesel::table! {
         user_id -> Uuid,
         emoji -> Text,
         created_at -> Timestamptz,
+        emoji_since -> Timestamptz,
     }
 }
 

@@ -167,11 +167,10 @@ async fn reactions_keep_the_order_of_first_use() {
 }
 
 /// The contract: each emoji in the order it was *first used*; only a count
-/// that drops to 0 sends it to the end. Both stores instead order by the
-/// earliest reaction still standing, so when the first reactor of an emoji
-/// takes theirs back, the emoji moves behind later ones.
+/// that drops to 0 sends it to the end. When the first user of an emoji
+/// takes theirs back while someone else still uses it, the emoji keeps its
+/// place rather than moving behind emoji first used after it.
 #[actix_rt::test]
-#[ignore = "bug: reactions are ordered by the earliest remaining reaction, not by first use; an emoji whose first reactor withdraws (count 2 -> 1) moves behind later emoji"]
 async fn an_emoji_keeps_its_place_while_anyone_still_uses_it() {
     let api = Api::new().await;
     let (a, b, room, m) = setup(&api).await;

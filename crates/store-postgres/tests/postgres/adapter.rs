@@ -329,8 +329,8 @@ async fn deleting_a_room_leaves_no_row_behind() {
         .unwrap();
     let mut conn = db.connect().await;
     conn.batch_execute(&format!(
-        "INSERT INTO reactions (message_id, user_id, emoji, created_at)
-         SELECT id, '{bob}', '👍', now() FROM messages"
+        "INSERT INTO reactions (message_id, user_id, emoji, created_at, emoji_since)
+         SELECT id, '{bob}', '👍', now(), now() FROM messages"
     ))
     .await
     .unwrap();
@@ -863,4 +863,178 @@ async fn search_uses_the_gin_index() {
     // And the store answers from those rows.
     assert_eq!(search_ids(&s, alice, &["zebra"]).await.len(), 20);
     assert_eq!(search_ids(&s, alice, &["zebra", "5000"]).await.len(), 4);
+}
+
+// ---------------------------------------------------------------- reactions
+
+/// One emoji on one message as stored: how many reactions, how many
+/// distinct `emoji_since` among them (1 always), and the earliest.
+#[derive(QueryableByName, Debug, PartialEq, Eq)]
+struct EmojiRows {
+    #[diesel(sql_type = Text)]
+    emoji: String,
+    #[diesel(sql_type = BigInt)]
+    reactions: i64,
+    #[diesel(sql_type = BigInt)]
+    instants: i64,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    since: Timestamp,
+}
+
+async fn emoji_rows(conn: &mut AsyncPgConnection, message: MessageId) -> Vec<EmojiRows> {
+    diesel::sql_query(
+        "SELECT emoji, count(*) AS reactions, count(DISTINCT emoji_since) AS instants, \
+                min(emoji_since) AS since \
+           FROM reactions WHERE message_id = $1 GROUP BY emoji ORDER BY since, emoji",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(message.0)
+    .load(conn)
+    .await
+    .unwrap()
+}
+
+fn emoji_row(emoji: &str, reactions: i64, since: i64) -> EmojiRows {
+    EmojiRows {
+        emoji: emoji.to_owned(),
+        reactions,
+        instants: 1,
+        since: at(since),
+    }
+}
+
+fn emojis(m: &chat_domain::Message) -> Vec<(&str, u32)> {
+    m.reactions
+        .iter()
+        .map(|r| (r.emoji.as_str(), r.count))
+        .collect()
+}
+
+/// The migration that brings `emoji_since` dates each emoji of a message
+/// from its earliest reaction (the best that is known of reactions made
+/// before it), the same instant for all of them; the store then keeps that
+/// place while anyone still reacts so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrating_dates_each_emoji_from_its_earliest_reaction() {
+    let db = TestDb::create().await;
+    let before = db.store().await.stores();
+    let alice = user(&before, "alice").await;
+    let bob = user(&before, "bob").await;
+    let carol = user(&before, "carol").await;
+    let r = room(&before, alice, &[bob, carol]).await;
+    let m1 = send(&before, r, alice, "one").await.id;
+    let m2 = send(&before, r, alice, "two").await.id;
+    drop(before);
+
+    // Back to the schema before the migration, with reactions made then.
+    let conn = db.connect().await;
+    let (mut conn, reverted) = tokio::task::spawn_blocking(move || {
+        use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+        use diesel_migrations::MigrationHarness;
+        let mut conn: AsyncConnectionWrapper<AsyncPgConnection> = conn.into();
+        let reverted = conn
+            .revert_last_migration(chat_store_postgres::MIGRATIONS)
+            .expect("revert the last migration")
+            .to_string();
+        (conn.into_inner(), reverted)
+    })
+    .await
+    .unwrap();
+    assert!(reverted.ends_with("000500"), "{reverted}");
+    let rows = [
+        (m1, alice, "👍", 30),
+        (m1, bob, "👍", 10),
+        (m1, bob, "🎉", 20),
+        (m1, carol, "👍", 40),
+        (m1, carol, "🎉", 15),
+        (m2, alice, "👍", 5),
+    ];
+    for (m, u, emoji, t) in rows {
+        diesel::sql_query(
+            "INSERT INTO reactions (message_id, user_id, emoji, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(m.0)
+        .bind::<diesel::sql_types::Uuid, _>(u.0)
+        .bind::<Text, _>(emoji)
+        .bind::<diesel::sql_types::Timestamptz, _>(at(t))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+
+    let store = db.store().await;
+    assert_eq!(store.migrate().await.unwrap().len(), 1, "the one reverted");
+    assert_eq!(
+        emoji_rows(&mut conn, m1).await,
+        vec![emoji_row("👍", 3, 10), emoji_row("🎉", 2, 15)]
+    );
+    assert_eq!(emoji_rows(&mut conn, m2).await, vec![emoji_row("👍", 1, 5)]);
+
+    let s = store.stores();
+    let found = s.messages.find(m1, alice).await.unwrap().unwrap();
+    assert_eq!(emojis(&found), vec![("👍", 3), ("🎉", 2)]);
+    // bob's 👍 (at 10) was its first use; without it 👍 still comes first.
+    let r = s
+        .messages
+        .react(m1, bob, "👍", false, at(50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(emojis(&r.message), vec![("👍", 2), ("🎉", 2)]);
+    // A new reaction inherits the migrated instant.
+    s.messages
+        .react(m1, bob, "👍", true, at(51))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        emoji_rows(&mut conn, m1).await,
+        vec![emoji_row("👍", 3, 10), emoji_row("🎉", 2, 15)]
+    );
+}
+
+/// Two pools on one database, as two server nodes: concurrent first uses
+/// of an emoji, each at its own instant, are serialised by the room's lock,
+/// so every reaction of the emoji carries one and the same first use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_agree_on_an_emojis_first_use() {
+    let db = TestDb::create().await;
+    let node_a = db.store().await.stores();
+    let node_b = db.store().await.stores();
+    let mut members = Vec::new();
+    for i in 0..8 {
+        members.push(user(&node_a, &format!("fan{i}")).await);
+    }
+    let r = room(&node_a, members[0], &members[1..]).await;
+    let m = send(&node_a, r, members[0], "react to me").await.id;
+    let mut conn = db.connect().await;
+    for round in 0..5_i64 {
+        let emoji = format!(":e{round}:");
+        let tasks: Vec<_> = members
+            .iter()
+            .copied()
+            .enumerate()
+            .map(|(i, u)| {
+                let node = if i % 2 == 0 { &node_a } else { &node_b };
+                let messages = node.messages.clone();
+                let emoji = emoji.clone();
+                // Instants in no particular order.
+                let t = 100 * round + i64::try_from((i * 5) % 8).unwrap();
+                tokio::spawn(async move { messages.react(m, u, &emoji, true, at(t)).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap().unwrap().unwrap().changed);
+        }
+        let rows = emoji_rows(&mut conn, m).await;
+        let row = rows.iter().find(|e| e.emoji == emoji).unwrap();
+        assert_eq!((row.reactions, row.instants), (8, 1), "{rows:?}");
+    }
+    let found = node_b.messages.find(m, members[0]).await.unwrap().unwrap();
+    let expected: Vec<String> = (0..5).map(|i| format!(":e{i}:")).collect();
+    assert_eq!(
+        emojis(&found),
+        expected.iter().map(|e| (e.as_str(), 8)).collect::<Vec<_>>(),
+        "each round's emoji after the one before"
+    );
 }
