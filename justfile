@@ -10,9 +10,9 @@ default:
 run:
     cargo run -p chat-server
 
-# Run the whole test suite (the same command CI runs)
+# Run the whole test suite (the README's test command, as CI runs it)
 test:
-    cargo test --workspace
+    bash .ci/test
 
 # Format the code
 fmt:
