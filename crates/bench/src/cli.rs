@@ -13,8 +13,10 @@ use serde::Serialize;
 /// Open-file limits: the bench raises its own RLIMIT_NOFILE soft limit to the hard limit.
 /// The SERVER needs one descriptor per connection too: start it from a shell where
 /// `ulimit -n` is at least the connection count plus a few hundred, e.g.
-/// `ulimit -n 20000; CHAT__AUTH__BCRYPT_COST=4 cargo run --release -p chat-server`.
-/// (CHAT__AUTH__BCRYPT_COST=4 makes registering thousands of bench users quick.)
+/// `ulimit -n 20000; CHAT__AUTH__BCRYPT_COST=4 CHAT__LIMITS__AUTH_PER_MINUTE=0
+/// CHAT__LIMITS__MESSAGES_PER_MINUTE=0 cargo run --release -p chat-server`.
+/// (A cost of 4 makes registering thousands of bench users quick; the server's
+/// rate limits must be off, as the bench is every client at once.)
 #[derive(Debug, Parser)]
 #[command(name = "chat-bench", version, about, long_about)]
 pub struct Cli {

@@ -28,6 +28,10 @@ pub struct ErrorBody {
     /// parameter) and what is wrong with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<BTreeMap<String, String>>,
+    /// With `rate_limited`: seconds to wait before trying again (REST
+    /// answers also carry it as `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 /// An error on its way to becoming a response.
@@ -45,6 +49,7 @@ impl ApiError {
                 error: error.into(),
                 code: code.to_owned(),
                 fields: None,
+                retry_after: None,
             },
         }
     }
@@ -88,6 +93,18 @@ impl ApiError {
             "too_large",
             format!("Body over the limit of {limit} bytes"),
         )
+    }
+
+    /// 429 `rate_limited`: try again in `secs` seconds (at least 1).
+    pub fn rate_limited(secs: u64) -> Self {
+        let secs = secs.max(1);
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("Too many requests; try again in {secs} s"),
+        );
+        e.body.retry_after = Some(secs);
+        e
     }
 
     fn internal() -> Self {
@@ -146,7 +163,8 @@ impl ResponseError for ApiError {
                 res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
-                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+                let secs = self.body.retry_after.unwrap_or(1);
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
             }
             _ => {}
         }

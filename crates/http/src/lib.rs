@@ -11,6 +11,7 @@ mod client;
 mod dto;
 mod error;
 mod extract;
+mod limits;
 mod metrics;
 mod observe;
 mod openapi;
@@ -21,6 +22,7 @@ use actix_web::web;
 use chat_app::App;
 
 pub use error::ApiError;
+pub use limits::{LimitSettings, RateLimits};
 pub use metrics::{Metrics, PoolGauges, PoolStats};
 pub use observe::observe;
 pub use openapi::ApiDoc;
@@ -66,6 +68,8 @@ pub struct State {
     pub metrics: std::sync::Arc<Metrics>,
     /// The database pool, when there is one, for `/metrics`.
     pub pool: Option<std::sync::Arc<dyn PoolStats>>,
+    /// Rate limits (429); `Default` is none.
+    pub limits: std::sync::Arc<RateLimits>,
 }
 
 impl State {

@@ -15,6 +15,8 @@ mod changes;
 mod dms;
 #[path = "api/edits.rs"]
 mod edits;
+#[path = "api/limits.rs"]
+mod limits;
 #[path = "api/members.rs"]
 mod members;
 #[path = "api/messages.rs"]

@@ -110,6 +110,7 @@ impl Application {
             hub: hub.clone(),
             metrics: Arc::default(),
             pool,
+            limits: Arc::new(chat_http::RateLimits::new(&rate_limits(settings))),
         };
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
@@ -206,6 +207,20 @@ async fn termination() -> &'static str {
     {
         let _ = tokio::signal::ctrl_c().await;
         "SIGINT"
+    }
+}
+
+/// The rate limits as the HTTP layer takes them.
+fn rate_limits(settings: &Settings) -> chat_http::LimitSettings {
+    let l = &settings.limits;
+    chat_http::LimitSettings {
+        auth_per_minute: l.auth_per_minute,
+        auth_burst: l.auth_burst,
+        messages_per_minute: l.messages_per_minute,
+        messages_burst: l.messages_burst,
+        uploads_per_minute: l.uploads_per_minute,
+        uploads_burst: l.uploads_burst,
+        trust_forwarded_for: l.trust_forwarded_for,
     }
 }
 

@@ -52,6 +52,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub http: HttpLimits,
     pub storage: StorageSettings,
+    pub limits: LimitSettings,
     pub log: LogSettings,
 }
 
@@ -99,6 +100,19 @@ pub struct HttpLimits {
     pub json_limit: usize,
     /// Frames a WebSocket connection may have queued before it is closed as too slow.
     pub ws_queue: usize,
+}
+
+/// Rate limits: a sustained rate per minute and a burst per bucket; a rate
+/// of 0 turns the bucket off.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub auth_per_minute: u32,
+    pub auth_burst: u32,
+    pub messages_per_minute: u32,
+    pub messages_burst: u32,
+    pub uploads_per_minute: u32,
+    pub uploads_burst: u32,
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -40,13 +40,15 @@ pub struct UploadForm {
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 201, body = AttachmentDto),
         (status = 400, description = "no `file` part, or a file that is not what its type says", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many uploads by you; `Retry-After` says when to try again", body = ErrorBody)))]
 pub async fn upload(
     state: web::Data<State>,
     auth: Auth,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.upload(auth.user())?;
     let limit = state.settings.upload_limit;
     let declared = req
         .headers()

@@ -1,6 +1,6 @@
 //! Accounts and sessions.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chat_app::NewAccount;
 use chat_domain::{DisplayName, Email, Login, Password, Username};
 
@@ -13,11 +13,14 @@ use crate::{ApiError, State};
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = UserDto),
         (status = 400, description = "`bad_json` or `validation`", body = ErrorBody),
-        (status = 409, description = "`username_taken` or `email_taken`", body = ErrorBody)))]
+        (status = 409, description = "`username_taken` or `email_taken`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts from this address; `Retry-After` says when to try again", body = ErrorBody)))]
 pub async fn register(
     state: web::Data<State>,
+    req: HttpRequest,
     body: Body<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.auth(&req)?;
     let r = body.0;
     let mut f = Fields::default();
     let username = f.check("username", Username::parse(&r.username));
@@ -48,11 +51,14 @@ pub async fn register(
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenDto),
         (status = 400, body = ErrorBody),
-        (status = 401, description = "`invalid_credentials`: the same answer for a wrong name or password", body = ErrorBody)))]
+        (status = 401, description = "`invalid_credentials`: the same answer for a wrong name or password", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts from this address; `Retry-After` says when to try again", body = ErrorBody)))]
 pub async fn login(
     state: web::Data<State>,
+    req: HttpRequest,
     body: Body<LoginRequest>,
 ) -> Result<web::Json<TokenDto>, ApiError> {
+    state.limits.auth(&req)?;
     let r = body.0;
     let login = match (r.username, r.email) {
         (Some(u), _) if !u.trim().is_empty() => Login::Username(u.trim().to_owned()),
@@ -76,11 +82,14 @@ pub async fn login(
 /// presenting a used one revokes the whole session. The access token it
 /// replaces stays good until it expires.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = TokenDto), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = TokenDto), (status = 401, body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts from this address; `Retry-After` says when to try again", body = ErrorBody)))]
 pub async fn refresh(
     state: web::Data<State>,
+    req: HttpRequest,
     body: Body<RefreshRequest>,
 ) -> Result<web::Json<TokenDto>, ApiError> {
+    state.limits.auth(&req)?;
     let tokens = state.app.accounts.refresh(&body.0.refresh_token).await?;
     Ok(web::Json(tokens.into()))
 }

@@ -21,7 +21,8 @@ use crate::{ApiError, State};
     params(("id" = uuid::Uuid, Path)), request_body = SendMessageRequest,
     responses((status = 201, body = MessageDto), (status = 200, description = "a replayed `client_msg_id`", body = MessageDto),
         (status = 400, body = ErrorBody), (status = 403, description = "`not_a_member` (public room) or `blocked` (direct room)", body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many sends by you; `Retry-After` says when to try again", body = ErrorBody)))]
 pub async fn send_message(
     state: web::Data<State>,
     auth: Auth,
@@ -30,6 +31,7 @@ pub async fn send_message(
 ) -> Result<HttpResponse, ApiError> {
     let room = RoomId(path_id("id", &id)?);
     let draft = parse_draft(body.0)?;
+    state.limits.message(auth.user())?;
     let sent = state.app.messages.send(auth.user(), room, draft).await?;
     let mut res = if sent.created {
         state.metrics.message_persisted();

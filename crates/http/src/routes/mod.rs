@@ -104,6 +104,7 @@ pub async fn ready(state: web::Data<State>) -> HttpResponse {
                 error: "A dependency is not answering".to_owned(),
                 code: "unavailable".to_owned(),
                 fields: None,
+                retry_after: None,
             });
         }
     }

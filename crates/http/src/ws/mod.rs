@@ -253,6 +253,7 @@ impl Connection {
                 }
                 let send: Send = from_value(payload())?;
                 let draft = crate::routes::parse_draft(send.message)?;
+                self.state.limits.message(me)?;
                 let sent = app.messages.send(me, RoomId(send.room_id), draft).await?;
                 if sent.created {
                     self.state.metrics.message_persisted();

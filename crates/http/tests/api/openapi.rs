@@ -472,7 +472,10 @@ async fn response_shapes_match_the_contract() {
     );
     // Every documented error body is the contract's.
     let err = response_schema(d, "/api/v1/auth/register", "post", "409");
-    assert_eq!(props(d, err), set(&["error", "code", "fields"]));
+    assert_eq!(
+        props(d, err),
+        set(&["error", "code", "fields", "retry_after"])
+    );
 }
 
 #[actix_rt::test]

@@ -36,6 +36,7 @@ pub struct Options {
     pub secret: &'static [u8],
     pub readiness: Vec<Arc<dyn chat_http::Readiness>>,
     pub settings: chat_http::HttpSettings,
+    pub limits: chat_http::LimitSettings,
 }
 
 impl Default for Options {
@@ -46,6 +47,7 @@ impl Default for Options {
             secret: SECRET,
             readiness: Vec::new(),
             settings: Default::default(),
+            limits: Default::default(),
         }
     }
 }
@@ -98,6 +100,7 @@ impl Api {
             hub,
             metrics: Default::default(),
             pool: None,
+            limits: Arc::new(chat_http::RateLimits::new(&o.limits)),
         };
         let svc = Rc::new(
             test::init_service(actix_web::App::new().configure(chat_http::configure(state))).await,
@@ -167,6 +170,11 @@ impl Api {
     }
 
     /// A request whose body is exactly these bytes.
+    /// Any request, as built by the test.
+    pub async fn send(&self, req: TestRequest) -> Reply {
+        (self.call)(req).await
+    }
+
     pub async fn call_raw(
         &self,
         method: Method,

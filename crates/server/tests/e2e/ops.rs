@@ -195,3 +195,50 @@ async fn in_flight_requests_finish_during_shutdown() {
         "stopped within the configured time"
     );
 }
+
+both!(websocket_sends_share_the_rate_limit, |store| async move {
+    let s = Server::start_with(
+        store,
+        &[
+            ("CHAT__LIMITS__MESSAGES_PER_MINUTE", "1"),
+            ("CHAT__LIMITS__MESSAGES_BURST", "2"),
+        ],
+    )
+    .await;
+    let alice = s.user("alice").await;
+    let room = s.room(&alice, "public").await;
+    // One over REST, one over the socket: the allowance is the user's.
+    s.send(&alice, &room, "over rest").await;
+    let mut a = s.connect(&alice.token).await;
+    for (i, want) in [(1, "ack"), (2, "error")] {
+        a.send(
+            "message:send",
+            json!({"room_id": room, "content": format!("ws {i}")}),
+            Some(&format!("r{i}")),
+        )
+        .await;
+        let reply = loop {
+            let f = a.next().await;
+            if f["ref"] == format!("r{i}") {
+                break f;
+            }
+        };
+        assert_eq!(reply["type"], want, "{reply}");
+        if want == "error" {
+            assert_eq!(reply["payload"]["code"], "rate_limited");
+            assert!(reply["payload"]["retry_after"].as_u64().unwrap() >= 1);
+        }
+    }
+    // The socket stays open, and the refused send stored nothing.
+    a.send("ping", json!({}), Some("p")).await;
+    assert_eq!(a.next_of("pong").await["ref"], "p");
+    let h = s
+        .ok(
+            "GET",
+            &format!("/api/v1/rooms/{room}/messages"),
+            &alice.token,
+            None,
+        )
+        .await;
+    assert_eq!(h["messages"].as_array().unwrap().len(), 2);
+});

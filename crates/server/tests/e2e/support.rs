@@ -53,6 +53,11 @@ impl Server {
             ("JWT_SECRET", "an-end-to-end-test-secret-0123456789"),
             ("CHAT__AUTH__BCRYPT_COST", "4"),
             ("CHAT__SERVER__WORKERS", "2"),
+            // Scenarios send and sign up faster than people do; the rate
+            // limits have scenarios of their own.
+            ("CHAT__LIMITS__AUTH_PER_MINUTE", "0"),
+            ("CHAT__LIMITS__MESSAGES_PER_MINUTE", "0"),
+            ("CHAT__LIMITS__UPLOADS_PER_MINUTE", "0"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
