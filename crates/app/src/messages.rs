@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chat_domain::attachment::{kind_fits, kind_for};
 use chat_domain::message::{MarkerError, ReadMarker, search_words};
-use chat_domain::rules::{self, Denied};
+use chat_domain::rules;
 use chat_domain::{
     AttachmentId, ClientMsgId, Emoji, GlobalRole, HistoryQuery, Message, MessageContent, MessageId,
     MessageKind, Role, Room, RoomId, RoomKind, UserId,
@@ -170,7 +170,9 @@ impl Messages {
         content: &str,
     ) -> Result<Message, AppError> {
         let c = &self.ctx;
-        let message = self.find(me, id).await?;
+        // One read of the room: writing implies reading (404 for a hidden
+        // room, 403 `not_a_member` for a public one).
+        let message = self.message(me, id).await?;
         self.writable(me, message.room_id).await?;
         rules::edit_message(message.sender.id == me && message.kind != MessageKind::System)?;
         if message.deleted {
@@ -211,10 +213,7 @@ impl Messages {
             .await?
             .ok_or(AppError::Unauthorized)?;
         let global_admin = c.role_of(&user) == GlobalRole::Admin;
-        let message = match c.stores.messages.find(id, me).await? {
-            Some(m) => m,
-            None => return Err(AppError::NotFound),
-        };
+        let message = self.message(me, id).await?;
         let (room, role) = c.room_and_role(me, message.room_id).await?;
         rules::delete_message(room.kind, role, message.sender.id == me, global_admin)?;
         if let Some(tombstone) = c.stores.messages.delete(id, me).await? {
@@ -242,7 +241,7 @@ impl Messages {
     ) -> Result<(), AppError> {
         let c = &self.ctx;
         let emoji = Emoji::parse(emoji).map_err(|e| AppError::invalid("emoji", e.to_string()))?;
-        let message = self.find(me, id).await?;
+        let message = self.message(me, id).await?;
         self.writable(me, message.room_id).await?;
         let now = c.clock.now();
         let reacted = c
@@ -351,21 +350,15 @@ impl Messages {
         }
     }
 
-    /// A message the caller may read; 404 for one they may not know of.
-    async fn find(&self, me: UserId, id: MessageId) -> Result<Message, AppError> {
-        let message = self
-            .ctx
+    /// A message by id; whether the caller may see it is the caller's check
+    /// ([`Self::writable`] answers 404 for a room they may not know of).
+    async fn message(&self, me: UserId, id: MessageId) -> Result<Message, AppError> {
+        self.ctx
             .stores
             .messages
             .find(id, me)
             .await?
-            .ok_or(AppError::NotFound)?;
-        match self.readable(me, message.room_id).await {
-            Ok(_) => Ok(message),
-            // A message of a room one may not read is not one's to know of.
-            Err(AppError::Denied(Denied::NotFound)) => Err(AppError::NotFound),
-            Err(e) => Err(e),
-        }
+            .ok_or(AppError::NotFound)
     }
 
     /// The room and the caller's role, if the caller may read it.
