@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chat_domain::attachment::served_inline;
+use chat_domain::attachment::fits_avatar;
 use chat_domain::{Timestamp, User, UserId};
 use chat_ports::{Page, PageRequest, ProfilePatch, StoreError};
 
@@ -33,7 +33,7 @@ impl Users {
         if let Some(Some(id)) = patch.avatar {
             match self.ctx.stores.attachments.find(id).await? {
                 Some(a) if a.uploader == me => {
-                    if !(a.content_type.starts_with("image/") && served_inline(&a.content_type)) {
+                    if !fits_avatar(&a.content_type) {
                         return Err(AppError::invalid(
                             "avatar_attachment_id",
                             "must be a PNG, JPEG, GIF or WebP image",

@@ -93,6 +93,12 @@ pub fn served_inline(content_type: &str) -> bool {
         || content_type.starts_with("video/")
 }
 
+/// Whether a file of this type may be an avatar: an image browsers show
+/// inline (PNG, JPEG, GIF, WebP).
+pub fn fits_avatar(content_type: &str) -> bool {
+    INLINE_IMAGES.contains(&content_type)
+}
+
 /// Why an upload's bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContentError {
@@ -194,6 +200,13 @@ mod tests {
         assert!(!served_inline("image/svg+xml"));
         assert!(!served_inline("text/html"));
         assert!(!served_inline("application/pdf"));
+    }
+
+    #[test]
+    fn avatars_are_inline_images() {
+        assert!(fits_avatar("image/webp"));
+        assert!(!fits_avatar("image/svg+xml"));
+        assert!(!fits_avatar("video/mp4"));
     }
 
     #[test]
