@@ -6,10 +6,11 @@ use chat_domain::{
     DisplayName, Email, GlobalRole, Login, Password, SessionId, User, UserId, Username,
 };
 use chat_ports::{
-    AccessClaims, Event, IssuedToken, NewUser, RefreshClaims, Rotation, Session, StoreError,
+    AccessClaims, Conflict, Event, IssuedToken, NewUser, RefreshClaims, Rotation, Session,
+    StoreError,
 };
 
-use crate::{AppError, Ctx};
+use crate::{AppError, Ctx, Taken};
 
 /// A new account's details, already validated.
 #[derive(Debug, Clone)]
@@ -75,8 +76,8 @@ impl Accounts {
             created_at: c.clock.now(),
         };
         let user = c.stores.users.create(&new).await.map_err(|e| match e {
-            StoreError::Conflict { what: "username" } => AppError::Taken("username"),
-            StoreError::Conflict { what: "email" } => AppError::Taken("email"),
+            StoreError::Conflict(Conflict::Username) => AppError::Taken(Taken::Username),
+            StoreError::Conflict(Conflict::Email) => AppError::Taken(Taken::Email),
             other => other.into(),
         })?;
         tracing::info!(user_id = %user.id, "user registered");

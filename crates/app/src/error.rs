@@ -26,9 +26,9 @@ pub enum AppError {
     /// A missing, invalid, expired or revoked token.
     #[error("unauthorized")]
     Unauthorized,
-    /// `"username"` or `"email"` belongs to someone else already.
-    #[error("{0} taken")]
-    Taken(&'static str),
+    /// The username or the email belongs to someone else already.
+    #[error("{0:?} taken")]
+    Taken(Taken),
     /// The room kept changing under a decision; the caller may try again.
     #[error("the room is busy, try again")]
     Busy,
@@ -36,6 +36,13 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+}
+
+/// What [`AppError::Taken`] says is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    Username,
+    Email,
 }
 
 impl AppError {

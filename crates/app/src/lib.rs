@@ -25,7 +25,7 @@ use chat_ports::{BlobStore, Clock, EventBus, IdGen, PasswordHasher, Stores, Toke
 
 pub use accounts::{Accounts, AuthContext, NewAccount, Profile, Tokens};
 pub use attachments::{Attachments, Upload};
-pub use error::AppError;
+pub use error::{AppError, Taken};
 pub use live::{Live, TYPING_EVERY};
 pub use messages::{Messages, SendMessage, Sent};
 pub use rooms::{CreateRoom, DirectRoom, RoomPatch, Rooms};

@@ -3,18 +3,18 @@
 
 use std::sync::Arc;
 
-use chat_domain::attachment::{kind_fits, kind_for};
 use chat_domain::message::{MarkerError, ReadMarker, search_words};
-use chat_domain::rules;
+use chat_domain::rules::{self, Denied};
 use chat_domain::{
     AttachmentId, ClientMsgId, Emoji, GlobalRole, HistoryQuery, Message, MessageContent, MessageId,
     MessageKind, Role, Room, RoomId, RoomKind, UserId,
 };
 use chat_ports::{
-    Appended, Event, History, MessageSearch, NewMessage, Page, PageRequest, Receipt, SearchHit,
+    AppendError, Appended, Event, History, MessageSearch, NewMessage, Page, PageRequest, Receipt,
+    SearchHit, SendRefused, StoreError,
 };
 
-use crate::{AppError, Ctx, retry_stale};
+use crate::{AppError, Ctx};
 
 /// A message to send, already validated.
 #[derive(Debug, Clone)]
@@ -48,6 +48,11 @@ impl Messages {
     /// Sends a message into a room the caller is a member of. With a
     /// `client_msg_id` the caller used in this room before, gives back that
     /// first message and stores nothing.
+    ///
+    /// Nothing is read first: the store decides the send at commit time
+    /// (the room, membership, a block, the reply, the attachment and its
+    /// kind) and answers with its own refusal, which becomes the contract's
+    /// answer here.
     pub async fn send(
         &self,
         me: UserId,
@@ -55,50 +60,36 @@ impl Messages {
         draft: SendMessage,
     ) -> Result<Sent, AppError> {
         let c = &self.ctx;
-        let kind = self.kind_of(me, &draft).await?;
-        retry_stale(|| async {
-            let (room, _role) = self.writable(me, room).await?;
-            if let Some(reply_to) = draft.reply_to {
-                match c.stores.messages.find(reply_to, me).await? {
-                    Some(m) if m.room_id == room.id => {}
-                    _ => {
-                        return Err(AppError::invalid(
-                            "reply_to_id",
-                            "must name a message of the same room",
-                        ));
-                    }
-                }
-            }
-            let new = NewMessage {
-                id: c.ids.new_id().into(),
-                room_id: room.id,
-                sender: me,
-                kind,
-                content: draft.content.clone(),
-                attachment: draft.attachment,
-                reply_to: draft.reply_to,
-                client_msg_id: draft.client_msg_id.clone(),
-                created_at: c.clock.now(),
-            };
-            match c.stores.messages.append(&new).await? {
-                Appended::New(message) => {
-                    c.events
-                        .publish(Event::MessageNew {
-                            message: message.clone(),
-                        })
-                        .await;
-                    Ok(Sent {
-                        message,
-                        created: true,
+        let new = NewMessage {
+            id: c.ids.new_id().into(),
+            room_id: room,
+            sender: me,
+            kind: kind_asked(&draft)?,
+            content: draft.content,
+            attachment: draft.attachment,
+            reply_to: draft.reply_to,
+            client_msg_id: draft.client_msg_id,
+            created_at: c.clock.now(),
+        };
+        match c.stores.messages.append(&new).await {
+            Ok(Appended::New(message)) => {
+                c.events
+                    .publish(Event::MessageNew {
+                        message: message.clone(),
                     })
-                }
-                Appended::Existing(message) => Ok(Sent {
+                    .await;
+                Ok(Sent {
                     message,
-                    created: false,
-                }),
+                    created: true,
+                })
             }
-        })
-        .await
+            Ok(Appended::Existing(message)) => Ok(Sent {
+                message,
+                created: false,
+            }),
+            Err(AppendError::Refused(why)) => Err(refused(why)),
+            Err(AppendError::Store(e)) => Err(e.into()),
+        }
     }
 
     /// A slice of a room's history, ascending by seq: members only.
@@ -302,54 +293,6 @@ impl Messages {
         Ok(self.ctx.stores.messages.search(me, &search, page).await?)
     }
 
-    /// The kind a draft is stored as, checked against its attachment: the
-    /// attachment must be one the caller uploaded, and fit the kind.
-    async fn kind_of(&self, me: UserId, draft: &SendMessage) -> Result<MessageKind, AppError> {
-        if draft.kind == Some(MessageKind::System) {
-            return Err(AppError::invalid(
-                "kind",
-                "system messages are written by the server",
-            ));
-        }
-        let Some(id) = draft.attachment else {
-            return match draft.kind {
-                Some(kind) if kind.needs_attachment() => Err(AppError::invalid(
-                    "attachment_id",
-                    "this kind of message needs an attachment",
-                )),
-                kind => Ok(kind.unwrap_or(MessageKind::Text)),
-            };
-        };
-        let attachment = self.own_attachment(me, id).await?;
-        match draft.kind {
-            None => Ok(kind_for(&attachment.content_type)),
-            Some(kind) if kind_fits(kind, &attachment.content_type) => Ok(kind),
-            Some(MessageKind::Text) => Err(AppError::invalid(
-                "kind",
-                "a text message carries no attachment: use image, video, audio or file",
-            )),
-            Some(_) => Err(AppError::invalid(
-                "kind",
-                format!(
-                    "does not fit an attachment of type {}",
-                    attachment.content_type
-                ),
-            )),
-        }
-    }
-
-    /// An attachment the caller uploaded; anything else is unknown to them.
-    async fn own_attachment(
-        &self,
-        me: UserId,
-        id: AttachmentId,
-    ) -> Result<chat_domain::Attachment, AppError> {
-        match self.ctx.stores.attachments.find(id).await? {
-            Some(a) if a.uploader == me => Ok(a),
-            _ => Err(AppError::invalid("attachment_id", "no such attachment")),
-        }
-    }
-
     /// A message by id; whether the caller may see it is the caller's check
     /// ([`Self::writable`] answers 404 for a room they may not know of).
     async fn message(&self, me: UserId, id: MessageId) -> Result<Message, AppError> {
@@ -381,5 +324,53 @@ impl Messages {
         };
         let role = rules::send(room.kind, role, blocked)?;
         Ok((room, role))
+    }
+}
+
+/// The kind a draft asks for, as far as it can be decided without reading
+/// anything: `system` is the server's, and a kind that needs a file needs
+/// one. With an attachment, `None` lets the store take the file's kind.
+fn kind_asked(draft: &SendMessage) -> Result<Option<MessageKind>, AppError> {
+    match (draft.kind, draft.attachment) {
+        (Some(MessageKind::System), _) => Err(AppError::invalid(
+            "kind",
+            "system messages are written by the server",
+        )),
+        (Some(kind), None) if kind.needs_attachment() => Err(AppError::invalid(
+            "attachment_id",
+            "this kind of message needs an attachment",
+        )),
+        (kind, None) => Ok(Some(kind.unwrap_or(MessageKind::Text))),
+        (kind, Some(_)) => Ok(kind),
+    }
+}
+
+/// The contract's answer to a send the store refused.
+fn refused(why: SendRefused) -> AppError {
+    match why {
+        SendRefused::NoRoom => Denied::NotFound.into(),
+        // As the room's kind says a non-member is answered: a room they
+        // may not know of is not found.
+        SendRefused::NotAMember { room_kind } => match rules::send(room_kind, None, false) {
+            Err(denied) => denied.into(),
+            Ok(_) => Denied::NotAMember.into(),
+        },
+        SendRefused::Blocked => Denied::Blocked.into(),
+        SendRefused::NoSuchReply => {
+            AppError::invalid("reply_to_id", "must name a message of the same room")
+        }
+        SendRefused::NoSuchAttachment => AppError::invalid("attachment_id", "no such attachment"),
+        SendRefused::KindMismatch {
+            kind: MessageKind::Text,
+            ..
+        } => AppError::invalid(
+            "kind",
+            "a text message carries no attachment: use image, video, audio or file",
+        ),
+        SendRefused::KindMismatch { content_type, .. } => AppError::invalid(
+            "kind",
+            format!("does not fit an attachment of type {content_type}"),
+        ),
+        SendRefused::IdTaken => StoreError::other("a new message id was taken").into(),
     }
 }

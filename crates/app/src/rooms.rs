@@ -14,8 +14,8 @@ use chat_domain::{
     UserId,
 };
 use chat_ports::{
-    Applied, Changes, Event, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange, RoomOp,
-    StoreError,
+    Applied, Changes, Conflict, Event, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange,
+    RoomOp, StoreError,
 };
 
 use crate::{AppError, Ctx, retry_stale};
@@ -158,11 +158,9 @@ impl Rooms {
                     })
                 }
                 // Someone else created it a moment ago: take theirs.
-                Err(StoreError::Conflict {
-                    what: "direct_pair",
-                }) => Err(AppError::Store(StoreError::Conflict {
-                    what: StoreError::STALE,
-                })),
+                Err(StoreError::Conflict(Conflict::DirectPair)) => {
+                    Err(AppError::Store(StoreError::stale()))
+                }
                 Err(e) => Err(e.into()),
             }
         })
@@ -572,9 +570,7 @@ impl Rooms {
                 .rooms
                 .find_member(room, target)
                 .await?
-                .ok_or(AppError::Store(StoreError::Conflict {
-                    what: StoreError::STALE,
-                }))?;
+                .ok_or(AppError::Store(StoreError::stale()))?;
             Ok(MemberView {
                 membership,
                 user: self.user(target).await?,

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use chat_app::{App, AppError, CreateRoom, Deps, NewAccount, Rooms, SendMessage};
+use chat_app::{App, AppError, CreateRoom, Deps, NewAccount, Rooms, SendMessage, Taken};
 use chat_domain::rules::Denied;
 use chat_domain::{
     ClientMsgId, DisplayName, Email, GlobalRole, HistoryQuery, Login, MessageContent, MessageKind,
@@ -249,14 +249,14 @@ async fn duplicate_username_and_email_ignoring_case() {
         .register(again("ALICE", "x@example.com"))
         .await
         .unwrap_err();
-    assert!(matches!(e, AppError::Taken("username")));
+    assert!(matches!(e, AppError::Taken(Taken::Username)));
     let e = t
         .app
         .accounts
         .register(again("alice2", "ALICE@example.com"))
         .await
         .unwrap_err();
-    assert!(matches!(e, AppError::Taken("email")));
+    assert!(matches!(e, AppError::Taken(Taken::Email)));
 }
 
 #[tokio::test]

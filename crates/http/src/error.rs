@@ -7,7 +7,7 @@ use std::fmt;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use chat_app::AppError;
+use chat_app::{AppError, Taken};
 use chat_domain::rules::Denied;
 use chat_ports::StoreError;
 use serde::Serialize;
@@ -216,18 +216,15 @@ impl From<AppError> for ApiError {
                 "Invalid username, email or password",
             ),
             AppError::Unauthorized => ApiError::unauthorized(),
-            AppError::Taken(what) => ApiError::new(
+            AppError::Taken(Taken::Email) => ApiError::new(
                 StatusCode::CONFLICT,
-                if what == "email" {
-                    "email_taken"
-                } else {
-                    "username_taken"
-                },
-                if what == "email" {
-                    "Email already registered"
-                } else {
-                    "Username already taken"
-                },
+                "email_taken",
+                "Email already registered",
+            ),
+            AppError::Taken(Taken::Username) => ApiError::new(
+                StatusCode::CONFLICT,
+                "username_taken",
+                "Username already taken",
             ),
             AppError::Busy => ApiError::unavailable(),
             AppError::Store(StoreError::InvalidCursor) => {

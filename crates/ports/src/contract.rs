@@ -34,9 +34,10 @@ use chat_domain::{
 use uuid::Uuid;
 
 use crate::{
-    Appended, Applied, Cursor, History, Markers, MemberView, MessageSearch, MyRoom, NewAttachment,
-    NewMessage, NewRoom, NewUser, Page, PageRequest, ProfilePatch, Reacted, Reactors, Receipt,
-    RoomChange, RoomOp, RoomSummary, Rotation, SearchHit, Session, StoreError, Stores,
+    AppendError, Appended, Applied, Conflict, Cursor, History, Markers, MemberView, MessageSearch,
+    MyRoom, NewAttachment, NewMessage, NewRoom, NewUser, Page, PageRequest, ProfilePatch, Reacted,
+    Reactors, Receipt, RoomChange, RoomOp, RoomSummary, Rotation, SearchHit, SendRefused, Session,
+    StoreError, Stores,
 };
 
 // ================================================================ harness
@@ -138,6 +139,8 @@ macro_rules! contract_tests {
             message_carries_its_attachment,
             attachment_readable_by,
             message_append_unknown_attachment_or_reply,
+            message_append_refusals,
+            message_replay_comes_before_the_body,
             user_avatar_must_exist,
         );
     };
@@ -245,7 +248,7 @@ fn new_message(room: RoomId, sender: UserId, content: &str, created_at: Timestam
         id: MessageId(uuid()),
         room_id: room,
         sender,
-        kind: MessageKind::Text,
+        kind: None,
         content: text(content),
         attachment: None,
         reply_to: None,
@@ -315,10 +318,18 @@ fn assert_stale<T: Debug>(r: Result<T, StoreError>) {
 }
 
 #[track_caller]
-fn assert_conflict<T: Debug>(r: Result<T, StoreError>, what: &str) {
+fn assert_conflict<T: Debug>(r: Result<T, StoreError>, what: Conflict) {
     match r {
-        Err(StoreError::Conflict { what: w }) if w == what => {}
+        Err(StoreError::Conflict(w)) if w == what => {}
         other => panic!("expected a conflict on {what}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_refused<T: Debug>(r: Result<T, AppendError>, why: SendRefused) {
+    match r {
+        Err(AppendError::Refused(w)) if w == why => {}
+        other => panic!("expected the send refused as {why:?}, got {other:?}"),
     }
 }
 
@@ -395,14 +406,14 @@ pub async fn user_unique_ignoring_case(s: Stores) {
 
     let mut same_name = new_user("aLICE");
     same_name.email = Email::parse("other@example.com").unwrap();
-    assert_conflict(s.users.create(&same_name).await, "username");
+    assert_conflict(s.users.create(&same_name).await, Conflict::Username);
 
     let mut same_email = new_user("bob");
     same_email.email = Email::parse("ALICE@Example.COM").unwrap();
-    assert_conflict(s.users.create(&same_email).await, "email");
+    assert_conflict(s.users.create(&same_email).await, Conflict::Email);
 
     let both = new_user("ALICE");
-    assert_conflict(s.users.create(&both).await, "username");
+    assert_conflict(s.users.create(&both).await, Conflict::Username);
 
     for refused in [&same_name, &same_email, &both] {
         assert_eq!(s.users.find(refused.id).await.unwrap(), None);
@@ -433,7 +444,7 @@ pub async fn user_unique_under_race(s: Stores) {
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => won += 1,
-            r => assert_conflict(r, "username"),
+            r => assert_conflict(r, Conflict::Username),
         }
     }
     assert_eq!(won, 1, "exactly one registration of the username wins");
@@ -455,7 +466,7 @@ pub async fn user_unique_under_race(s: Stores) {
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => won += 1,
-            r => assert_conflict(r, "email"),
+            r => assert_conflict(r, Conflict::Email),
         }
     }
     assert_eq!(won, 1, "exactly one registration of the email wins");
@@ -972,7 +983,7 @@ pub async fn room_direct_pair_unique(s: Stores) {
         s.rooms
             .create(&again, &[(b.id, Role::Member), (a.id, Role::Member)])
             .await,
-        "direct_pair",
+        Conflict::DirectPair,
     );
     assert_eq!(s.rooms.find(again.id).await.unwrap(), None);
     assert_eq!(s.rooms.find_member(again.id, b.id).await.unwrap(), None);
@@ -1015,7 +1026,7 @@ pub async fn room_direct_pair_race(s: Stores) {
     for t in tasks {
         match t.await.unwrap() {
             Ok(room) => winners.push(room),
-            r => assert_conflict(r, "direct_pair"),
+            r => assert_conflict(r, Conflict::DirectPair),
         }
     }
     assert_eq!(winners.len(), 1);
@@ -2073,10 +2084,11 @@ pub async fn room_apply_delete(s: Stores) {
             )
             .await,
     );
-    assert_not_found(
+    assert_refused(
         s.messages
             .append(&new_message(room.id, owner.id, "late", at(9)))
             .await,
+        SendRefused::NoRoom,
     );
     // The other room is untouched.
     assert_eq!(
@@ -2348,18 +2360,23 @@ pub async fn message_requires_membership(s: Stores) {
     )
     .await;
 
-    assert_stale(
+    let not_a_member = SendRefused::NotAMember {
+        room_kind: RoomKind::Public,
+    };
+    assert_refused(
         s.messages
             .append(&new_message(room.id, stranger.id, "hi", at(1)))
             .await,
+        not_a_member.clone(),
     );
-    assert_stale(
+    assert_refused(
         s.messages
             .append(&with_client_id(
                 new_message(room.id, stranger.id, "hi", at(1)),
                 "k",
             ))
             .await,
+        not_a_member.clone(),
     );
     let now = room_now(&s, room.id).await;
     assert_eq!((now.last_seq, now.version), (0, 1));
@@ -2369,19 +2386,21 @@ pub async fn message_requires_membership(s: Stores) {
         .apply(room.id, &[RoomOp::RemoveMember { user: leaver.id }])
         .await
         .unwrap();
-    assert_stale(
+    assert_refused(
         s.messages
             .append(&new_message(room.id, leaver.id, "bye", at(3)))
             .await,
+        not_a_member,
     );
     let next = send(&s, room.id, owner.id, "second", at(4)).await;
     assert_eq!((next.seq, next.version), (2, 4));
     assert_eq!(seqs(&latest(&s, room.id, owner.id).await), vec![1, 2]);
 
-    assert_not_found(
+    assert_refused(
         s.messages
             .append(&new_message(RoomId(uuid()), owner.id, "void", at(5)))
             .await,
+        SendRefused::NoRoom,
     );
 }
 
@@ -4193,7 +4212,7 @@ async fn upload(s: &Stores, uploader: UserId, filename: &str) -> Attachment {
 }
 
 fn with_attachment(mut m: NewMessage, attachment: &Attachment) -> NewMessage {
-    m.kind = MessageKind::File;
+    m.kind = Some(MessageKind::File);
     m.attachment = Some(attachment.id);
     m
 }
@@ -4235,7 +4254,7 @@ pub async fn attachment_create_find(s: Stores) {
         id: new.id,
         ..new_attachment(me.id, "other.txt", at(5))
     };
-    assert_conflict(s.attachments.create(&again).await, "attachment");
+    assert_conflict(s.attachments.create(&again).await, Conflict::Attachment);
     assert_eq!(s.attachments.find(a.id).await.unwrap(), Some(a));
 
     let orphan = new_attachment(UserId(uuid()), "who.txt", at(6));
@@ -4358,7 +4377,7 @@ pub async fn attachment_readable_by(s: Stores) {
     assert!(!can(member.id).await);
     assert!(can(up.id).await);
 
-    // Posted twice: one deletion leaves the other. Anyone may post it.
+    // Posted twice: one deletion leaves the other.
     let post = |sender: UserId, t: i64| {
         let s = s.clone();
         let file = file.clone();
@@ -4375,7 +4394,7 @@ pub async fn attachment_readable_by(s: Stores) {
         }
     };
     let m1 = post(up.id, 3).await;
-    let m2 = post(member.id, 4).await;
+    let m2 = post(up.id, 4).await;
     s.messages.delete(m1.id, up.id).await.unwrap().unwrap();
     assert!(can(member.id).await);
     s.messages.delete(m2.id, member.id).await.unwrap().unwrap();
@@ -4426,7 +4445,7 @@ pub async fn attachment_readable_by(s: Stores) {
 }
 
 /// A send naming an attachment that does not exist, or replying to a
-/// message that is not in its room, is `NotFound` and burns no seq.
+/// message that is not in its room, is refused and burns no seq.
 pub async fn message_append_unknown_attachment_or_reply(s: Stores) {
     let me = user(&s, "finn").await;
     let room = group(&s, me.id, &[]).await;
@@ -4437,11 +4456,14 @@ pub async fn message_append_unknown_attachment_or_reply(s: Stores) {
     let missing = new_attachment(me.id, "later.pdf", at(3));
     let mut with_file = new_message(room.id, me.id, "see attached", at(4));
     with_file.attachment = Some(missing.id);
-    assert_not_found(s.messages.append(&with_file).await);
+    assert_refused(
+        s.messages.append(&with_file).await,
+        SendRefused::NoSuchAttachment,
+    );
     for reply_to in [over_there.id, MessageId(uuid())] {
         let mut reply = new_message(room.id, me.id, "re", at(5));
         reply.reply_to = Some(reply_to);
-        assert_not_found(s.messages.append(&reply).await);
+        assert_refused(s.messages.append(&reply).await, SendRefused::NoSuchReply);
     }
     let now = room_now(&s, room.id).await;
     assert_eq!((now.last_seq, now.version), (1, 2), "no seq burned");
@@ -4456,6 +4478,111 @@ pub async fn message_append_unknown_attachment_or_reply(s: Stores) {
     assert_eq!(
         new_one(s.messages.append(&reply).await.unwrap()).reply_to_id,
         Some(first.id)
+    );
+}
+
+/// The store decides a send: a blocked direct room, someone else's
+/// attachment, a kind that does not fit the file and a taken id are each
+/// refused with their own reason, and burn no seq. Without a kind, a file
+/// decides it.
+pub async fn message_append_refusals(s: Stores) {
+    let a = user(&s, "ada").await;
+    let b = user(&s, "bob").await;
+    let dm = s
+        .rooms
+        .create(
+            &new_direct(&a, &b),
+            &[(a.id, Role::Member), (b.id, Role::Member)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(send(&s, dm.id, a.id, "hi", at(1)).await.seq, 1);
+    s.blocks.block(b.id, a.id, at(2)).await.unwrap();
+    for sender in [a.id, b.id] {
+        assert_refused(
+            s.messages
+                .append(&new_message(dm.id, sender, "still there?", at(3)))
+                .await,
+            SendRefused::Blocked,
+        );
+    }
+    s.blocks.unblock(b.id, a.id).await.unwrap();
+    assert_eq!(send(&s, dm.id, b.id, "sorry", at(4)).await.seq, 2);
+
+    let room = group(&s, a.id, &[b.id]).await;
+    let bobs = upload(&s, b.id, "bob.pdf").await;
+    let mut stolen = new_message(room.id, a.id, "mine now", at(5));
+    stolen.attachment = Some(bobs.id);
+    assert_refused(
+        s.messages.append(&stolen).await,
+        SendRefused::NoSuchAttachment,
+    );
+
+    let pdf = upload(&s, a.id, "plan.pdf").await;
+    let mut as_image = new_message(room.id, a.id, "look", at(6));
+    as_image.attachment = Some(pdf.id);
+    as_image.kind = Some(MessageKind::Image);
+    assert_refused(
+        s.messages.append(&as_image).await,
+        SendRefused::KindMismatch {
+            kind: MessageKind::Image,
+            content_type: "application/pdf".to_owned(),
+        },
+    );
+    let first = send(&s, room.id, a.id, "first", at(7)).await;
+    let mut same_id = new_message(room.id, a.id, "again", at(8));
+    same_id.id = first.id;
+    assert_refused(s.messages.append(&same_id).await, SendRefused::IdTaken);
+    let now = room_now(&s, room.id).await;
+    assert_eq!((now.last_seq, now.version), (1, 2), "no seq burned");
+
+    // No kind asked: the file decides it.
+    let mut inferred = new_message(room.id, a.id, "the plan", at(9));
+    inferred.attachment = Some(pdf.id);
+    let m = new_one(s.messages.append(&inferred).await.unwrap());
+    assert_eq!((m.seq, m.kind), (2, MessageKind::File));
+    assert_eq!(
+        s.messages.find(m.id, a.id).await.unwrap().map(|m| m.kind),
+        Some(MessageKind::File)
+    );
+}
+
+/// A replay answers with the first message even when the rest of the send
+/// would now be refused (its reply or file named differently), but not to
+/// someone who is no longer a member.
+pub async fn message_replay_comes_before_the_body(s: Stores) {
+    let a = user(&s, "cal").await;
+    let b = user(&s, "dee").await;
+    let room = group(&s, a.id, &[b.id]).await;
+    let first = new_one(
+        s.messages
+            .append(&with_client_id(
+                new_message(room.id, b.id, "one", at(1)),
+                "k",
+            ))
+            .await
+            .unwrap(),
+    );
+    let mut odd = with_client_id(new_message(room.id, b.id, "two", at(2)), "k");
+    odd.reply_to = Some(MessageId(uuid()));
+    assert_eq!(
+        s.messages.append(&odd).await.unwrap(),
+        Appended::Existing(first)
+    );
+    s.rooms
+        .apply(room.id, &[RoomOp::RemoveMember { user: b.id }])
+        .await
+        .unwrap();
+    assert_refused(
+        s.messages
+            .append(&with_client_id(
+                new_message(room.id, b.id, "one", at(3)),
+                "k",
+            ))
+            .await,
+        SendRefused::NotAMember {
+            room_kind: RoomKind::Private,
+        },
     );
 }
 

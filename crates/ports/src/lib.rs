@@ -25,7 +25,7 @@ pub mod fakes;
 
 pub use auth::{AccessClaims, IssuedToken, PasswordHasher, RefreshClaims, TokenError, TokenIssuer};
 pub use blobs::BlobStore;
-pub use error::StoreError;
+pub use error::{AppendError, Conflict, SendRefused, StoreError};
 pub use events::{Event, EventBus, EventStream};
 pub use page::{Cursor, Page, PageRequest};
 pub use repos::*;

@@ -10,7 +10,9 @@ use chat_domain::{
     RoomName, SessionId, Timestamp, User, UserId, Username,
 };
 
-use crate::{Page, PageRequest, StoreError};
+#[cfg(doc)]
+use crate::SendRefused;
+use crate::{AppendError, Page, PageRequest, StoreError};
 
 // ---------------------------------------------------------------- users
 
@@ -35,8 +37,8 @@ pub struct ProfilePatch {
 #[async_trait]
 pub trait UserRepo: Send + Sync + 'static {
     /// Stores a new user. MUST refuse a username or email that another user
-    /// has, ignoring case, with `Conflict { what: "username" }` or
-    /// `Conflict { what: "email" }` (username checked first), also when two
+    /// has, ignoring case, with `Conflict(Username)` or
+    /// `Conflict(Email)` (username checked first), also when two
     /// registrations race.
     async fn create(&self, user: &NewUser) -> Result<User, StoreError>;
     /// `None` when no such user exists.
@@ -269,7 +271,7 @@ pub struct Applied {
 pub trait RoomRepo: Send + Sync + 'static {
     /// Creates the room at version 1 with `members` (the first of them its
     /// creator), atomically. For a direct room, MUST refuse a second room for
-    /// the same pair with `Conflict { what: "direct_pair" }`, also under a race.
+    /// the same pair with `Conflict(DirectPair)`, also under a race.
     async fn create(&self, room: &NewRoom, members: &[(UserId, Role)]) -> Result<Room, StoreError>;
     /// `None` when no such room exists.
     async fn find(&self, id: RoomId) -> Result<Option<Room>, StoreError>;
@@ -326,7 +328,7 @@ pub trait RoomRepo: Send + Sync + 'static {
     /// Whether `user` is banned from the room.
     async fn is_banned(&self, room: RoomId, user: UserId) -> Result<bool, StoreError>;
     /// Applies the steps in order, atomically: all or nothing. A failed
-    /// `Expect*` step fails the whole call with `Conflict { what: STALE }` and
+    /// `Expect*` step fails the whole call with `Conflict(Stale)` and
     /// changes nothing; `NotFound` when the room does not exist. Each counted
     /// step raises the version by one, in commit order with every other change
     /// of the room (messages included).
@@ -341,7 +343,10 @@ pub struct NewMessage {
     pub id: MessageId,
     pub room_id: RoomId,
     pub sender: UserId,
-    pub kind: MessageKind,
+    /// `None`: `text`, or with an attachment the kind its content type
+    /// suggests ([`chat_domain::attachment::kind_for`]). The store decides
+    /// it, since only the store reads the attachment at commit time.
+    pub kind: Option<MessageKind>,
     pub content: MessageContent,
     pub attachment: Option<AttachmentId>,
     pub reply_to: Option<MessageId>,
@@ -431,13 +436,28 @@ pub struct Markers {
 pub trait MessageRepo: Send + Sync + 'static {
     /// Stores a message with the room's next seq, atomically: the seq is
     /// gapless and strictly increasing in commit order, also with concurrent
-    /// senders, and a failed send burns no seq. With a `client_msg_id` that
-    /// this sender already used in this room, returns `Existing` with the first
-    /// message, also when the two sends race. Fails with `Conflict { what:
-    /// STALE }` when the sender is not a member at commit time, and `NotFound`
-    /// when the room does not exist, the attachment is no stored attachment
-    /// or `reply_to` names no message of this room.
-    async fn append(&self, message: &NewMessage) -> Result<Appended, StoreError>;
+    /// senders (and other servers on the same store), and a refused or
+    /// failed send burns no seq. Resolves only once the message is durable.
+    ///
+    /// The store decides the send, at commit time, refusing it with its own
+    /// [`SendRefused`], checked in this order:
+    /// 1. `NoRoom`: the room does not exist;
+    /// 2. `NotAMember`: the sender is not a member;
+    /// 3. `Blocked`: a direct room whose two users block one another;
+    /// 4. then a `client_msg_id` this sender already used in this room
+    ///    returns `Existing` with the first message (whatever this send
+    ///    says), also when the two sends race or share one batch;
+    /// 5. `IdTaken`: the message id is taken;
+    /// 6. `NoSuchAttachment`: the attachment is unknown or another user's;
+    /// 7. `KindMismatch`: the asked `kind` does not fit the attachment
+    ///    ([`chat_domain::attachment::kind_fits`]);
+    /// 8. `NoSuchReply`: `reply_to` names no message of this room.
+    ///
+    /// A store that commits sends in batches MUST keep every one of these
+    /// promises per send: one send's refusal is never another's, and a
+    /// failed commit fails (never acknowledges) every send it held. A store
+    /// too busy to queue the send fails at once with `Unavailable`.
+    async fn append(&self, message: &NewMessage) -> Result<Appended, AppendError>;
     /// The message as `viewer` sees it (reactions' `me`); `None` if none.
     async fn find(&self, id: MessageId, viewer: UserId) -> Result<Option<Message>, StoreError>;
     /// A slice of the room's history as `viewer` sees it.
@@ -558,7 +578,7 @@ pub struct NewAttachment {
 
 #[async_trait]
 pub trait AttachmentRepo: Send + Sync + 'static {
-    /// Stores the record; `Conflict { what: "attachment" }` for a known id.
+    /// Stores the record; `Conflict(Attachment)` for a known id.
     async fn create(&self, attachment: &NewAttachment) -> Result<Attachment, StoreError>;
     /// `None` when no such attachment exists.
     async fn find(&self, id: AttachmentId) -> Result<Option<Attachment>, StoreError>;

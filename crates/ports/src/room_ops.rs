@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use chat_domain::{MessageId, Role, UserId};
 
-use crate::{RoomOp, StoreError};
+use crate::{Conflict, RoomOp, StoreError};
 
 /// What a store knows, once the room is locked, about the room and about
 /// every user and message id the steps name.
@@ -26,17 +26,14 @@ pub trait RoomFacts {
 }
 
 fn stale() -> StoreError {
-    StoreError::Conflict {
-        what: StoreError::STALE,
-    }
+    StoreError::stale()
 }
 
 /// Runs the steps against an overlay of the facts, changing nothing: `Ok`
 /// exactly when every step can be applied in order. Each step's check sees
 /// the steps before it. A failed `Expect*`, adding a member twice, or
-/// removing or re-roling a non-member is `Conflict { what: STALE }`; an
-/// unknown user is `NotFound`; a message id in use is `Conflict { what:
-/// "id" }`; `Delete` anywhere but last is `Other`.
+/// removing or re-roling a non-member is `Conflict(Stale)`; an
+/// unknown user is `NotFound`; a message id in use is `Conflict(Id)`; `Delete` anywhere but last is `Other`.
 pub fn check(facts: &impl RoomFacts, ops: &[RoomOp]) -> Result<(), StoreError> {
     // What the steps so far changed; everything else is as the facts say.
     let mut roles: HashMap<UserId, Option<Role>> = HashMap::new();
@@ -110,7 +107,7 @@ pub fn check(facts: &impl RoomFacts, ops: &[RoomOp]) -> Result<(), StoreError> {
             RoomOp::SystemMessage { id, sender, .. } => {
                 require_user(*sender)?;
                 if facts.message_id_taken(*id) || !new_messages.insert(*id) {
-                    return Err(StoreError::Conflict { what: "id" });
+                    return Err(StoreError::Conflict(Conflict::Id));
                 }
             }
             RoomOp::Delete => {

@@ -15,7 +15,7 @@ use chat_bus_local::LocalBus;
 use chat_http::{PoolGauges, PoolStats, Readiness};
 use chat_ports::{BlobStore, EventBus, StoreError, Stores, SystemClock, V7Ids};
 use chat_store_memory::{MemoryBlobs, MemoryStore};
-use chat_store_postgres::{PgConfig, PgStore, redact_url};
+use chat_store_postgres::{PgConfig, PgStore, WriterConfig, redact_url};
 use futures_util::future::BoxFuture;
 
 pub use settings::{Settings, SettingsError};
@@ -233,6 +233,11 @@ fn pg_config(settings: &Settings, url: &str) -> PgConfig {
         connect_timeout: Duration::from_millis(db.connect_timeout_ms),
         statement_timeout: Duration::from_millis(db.statement_timeout_ms),
         run_migrations: db.run_migrations,
+        writer: WriterConfig {
+            lanes: db.writer_lanes,
+            max_batch: db.max_batch,
+            queue: db.send_queue,
+        },
         ..PgConfig::new(url)
     }
 }

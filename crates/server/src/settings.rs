@@ -93,6 +93,12 @@ pub struct DatabaseSettings {
     /// Run pending migrations at start-up (off for operators who run
     /// `chat-server migrate` themselves).
     pub run_migrations: bool,
+    /// Group commit: writer tasks ("lanes"; a room always uses the same one).
+    pub writer_lanes: usize,
+    /// Group commit: sends in one transaction at most.
+    pub max_batch: usize,
+    /// Group commit: sends waiting per lane at most; past it a send gets 503.
+    pub send_queue: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

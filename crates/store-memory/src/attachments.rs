@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chat_domain::{Attachment, AttachmentId, UserId};
-use chat_ports::{AttachmentRepo, NewAttachment, StoreError};
+use chat_ports::{AttachmentRepo, Conflict, NewAttachment, StoreError};
 
 use crate::MemoryStore;
 use crate::state::require_user;
@@ -12,7 +12,7 @@ impl AttachmentRepo for MemoryStore {
     async fn create(&self, new: &NewAttachment) -> Result<Attachment, StoreError> {
         let mut state = self.lock()?;
         if state.attachments.contains_key(&new.id) {
-            return Err(StoreError::Conflict { what: "attachment" });
+            return Err(StoreError::Conflict(Conflict::Attachment));
         }
         // PostgreSQL's foreign key: the uploader must exist.
         require_user(&state.users, new.uploader)?;

@@ -4,10 +4,13 @@ use std::cmp::Ordering;
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use chat_domain::{HistoryQuery, Message, MessageContent, MessageId, RoomId, Timestamp, UserId};
+use chat_domain::attachment::{kind_fits, kind_for};
+use chat_domain::{
+    HistoryQuery, Message, MessageContent, MessageId, MessageKind, RoomId, Timestamp, UserId,
+};
 use chat_ports::{
-    Appended, Cursor, History, Markers, MessageRepo, MessageSearch, NewMessage, Page, PageRequest,
-    Reacted, Reactors, Receipt, RoomSummary, SearchHit, StoreError,
+    AppendError, Appended, Cursor, History, Markers, MessageRepo, MessageSearch, NewMessage, Page,
+    PageRequest, Reacted, Reactors, Receipt, RoomSummary, SearchHit, SendRefused, StoreError,
 };
 
 use crate::MemoryStore;
@@ -118,14 +121,30 @@ fn parse_rank_key(key: &str) -> Result<f64, StoreError> {
 
 #[async_trait]
 impl MessageRepo for MemoryStore {
-    async fn append(&self, new: &NewMessage) -> Result<Appended, StoreError> {
+    async fn append(&self, new: &NewMessage) -> Result<Appended, AppendError> {
         let mut state = self.lock()?;
         let state = &mut *state;
-        let r = state
-            .rooms
-            .get_mut(&new.room_id)
-            .ok_or(StoreError::NotFound)?;
-        // A replay answers with the first message whatever happened since.
+        // The port's checks, in the port's order.
+        let blocked = |a: UserId, b: UserId| {
+            state
+                .blocks
+                .get(&a)
+                .is_some_and(|list| list.by_user.contains_key(&b))
+        };
+        let r = state.rooms.get(&new.room_id).ok_or(SendRefused::NoRoom)?;
+        if !r.members.contains_key(&new.sender) {
+            return Err(SendRefused::NotAMember {
+                room_kind: r.room.kind,
+            }
+            .into());
+        }
+        if let Some((a, b)) = r.room.direct_pair
+            && a != b
+            && (blocked(a, b) || blocked(b, a))
+        {
+            return Err(SendRefused::Blocked.into());
+        }
+        // A replay answers with the first message whatever this send says.
         if let Some(cmid) = &new.client_msg_id
             && let Some(seq) = r.client_msg_ids.get(&(new.sender, cmid.clone()))
         {
@@ -134,36 +153,54 @@ impl MessageRepo for MemoryStore {
                 .get(seq)
                 .ok_or_else(|| StoreError::other("client_msg_id index out of step"))?;
             let first = first.clone();
-            return seen_by(state, new.room_id, &first, new.sender).map(Appended::Existing);
-        }
-        if !r.members.contains_key(&new.sender) {
-            return Err(StoreError::Conflict {
-                what: StoreError::STALE,
-            });
+            return Ok(Appended::Existing(seen_by(
+                state,
+                new.room_id,
+                &first,
+                new.sender,
+            )?));
         }
         if state.message_index.contains_key(&new.id) {
-            return Err(StoreError::Conflict { what: "id" });
+            return Err(SendRefused::IdTaken.into());
         }
-        // What PostgreSQL's foreign keys refuse: an unknown attachment, a
-        // reply to a message that is not in this room.
-        if let Some(attachment) = new.attachment
-            && !state.attachments.contains_key(&attachment)
-        {
-            return Err(StoreError::NotFound);
-        }
+        let kind = match new.attachment {
+            None => new.kind.unwrap_or(MessageKind::Text),
+            Some(id) => {
+                let file = state
+                    .attachments
+                    .get(&id)
+                    .filter(|a| a.uploader == new.sender)
+                    .ok_or(SendRefused::NoSuchAttachment)?;
+                match new.kind {
+                    None => kind_for(&file.content_type),
+                    Some(kind) if kind_fits(kind, &file.content_type) => kind,
+                    Some(kind) => {
+                        return Err(SendRefused::KindMismatch {
+                            kind,
+                            content_type: file.content_type.clone(),
+                        }
+                        .into());
+                    }
+                }
+            }
+        };
         if let Some(reply_to) = new.reply_to
             && state
                 .message_index
                 .get(&reply_to)
                 .is_none_or(|(room, _)| *room != new.room_id)
         {
-            return Err(StoreError::NotFound);
+            return Err(SendRefused::NoSuchReply.into());
         }
+        let r = state
+            .rooms
+            .get_mut(&new.room_id)
+            .ok_or(SendRefused::NoRoom)?;
         let stored = StoredMessage {
             id: new.id,
             seq: r.room.last_seq + 1,
             sender: new.sender,
-            kind: new.kind,
+            kind,
             content: new.content.as_str().to_owned(),
             attachment: new.attachment,
             reply_to: new.reply_to,

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chat_domain::{Membership, MessageId, MessageKind, Role, Room, RoomId, RoomKind, UserId};
 use chat_ports::room_ops::{self, RoomFacts};
 use chat_ports::{
-    Applied, Changes, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange, RoomOp, RoomRepo,
-    StoreError,
+    Applied, Changes, Conflict, MemberView, MyRoom, NewRoom, Page, PageRequest, RoomChange, RoomOp,
+    RoomRepo, StoreError,
 };
 
 use crate::MemoryStore;
@@ -26,14 +26,12 @@ impl RoomRepo for MemoryStore {
     async fn create(&self, new: &NewRoom, members: &[(UserId, Role)]) -> Result<Room, StoreError> {
         let mut state = self.lock()?;
         if state.rooms.contains_key(&new.id) {
-            return Err(StoreError::Conflict { what: "id" });
+            return Err(StoreError::Conflict(Conflict::Id));
         }
         if let Some(pair) = new.direct_pair
             && state.direct_rooms.contains_key(&pair)
         {
-            return Err(StoreError::Conflict {
-                what: "direct_pair",
-            });
+            return Err(StoreError::Conflict(Conflict::DirectPair));
         }
         require_user(&state.users, new.created_by)?;
         let mut rows = HashMap::new();

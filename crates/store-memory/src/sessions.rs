@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chat_domain::{SessionId, Timestamp};
-use chat_ports::{Rotation, Session, SessionRepo, StoreError};
+use chat_ports::{Conflict, Rotation, Session, SessionRepo, StoreError};
 
 use crate::MemoryStore;
 use crate::state::require_user;
@@ -13,7 +13,7 @@ impl SessionRepo for MemoryStore {
         let mut state = self.lock()?;
         require_user(&state.users, session.user_id)?;
         if state.sessions.contains_key(&session.id) {
-            return Err(StoreError::Conflict { what: "id" });
+            return Err(StoreError::Conflict(Conflict::Id));
         }
         state.sessions.insert(session.id, session.clone());
         Ok(())

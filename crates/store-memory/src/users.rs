@@ -4,7 +4,9 @@ use std::ops::Bound;
 
 use async_trait::async_trait;
 use chat_domain::{Login, Timestamp, User, UserId};
-use chat_ports::{Cursor, NewUser, Page, PageRequest, ProfilePatch, StoreError, UserRepo};
+use chat_ports::{
+    Conflict, Cursor, NewUser, Page, PageRequest, ProfilePatch, StoreError, UserRepo,
+};
 
 use crate::MemoryStore;
 use crate::state::UserRow;
@@ -16,13 +18,13 @@ impl UserRepo for MemoryStore {
         let username_key = new.username.key();
         let email_key = new.email.key();
         if state.username_keys.contains_key(&username_key) {
-            return Err(StoreError::Conflict { what: "username" });
+            return Err(StoreError::Conflict(Conflict::Username));
         }
         if state.email_keys.contains_key(&email_key) {
-            return Err(StoreError::Conflict { what: "email" });
+            return Err(StoreError::Conflict(Conflict::Email));
         }
         if state.users.contains_key(&new.id) {
-            return Err(StoreError::Conflict { what: "id" });
+            return Err(StoreError::Conflict(Conflict::Id));
         }
         let user = User {
             id: new.id,

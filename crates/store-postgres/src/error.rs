@@ -2,8 +2,7 @@
 //! either crosses the port: everything goes through [`map_diesel`] and
 //! [`map_pool`], with the driver error kept only as the `source()`.
 
-use chat_domain::Message;
-use chat_ports::StoreError;
+use chat_ports::{Conflict, StoreError};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::deadpool::PoolError;
 
@@ -14,9 +13,6 @@ pub(crate) enum TxError {
     Db(DieselError),
     /// A decision of the adapter itself (not found, stale, ...).
     Store(StoreError),
-    /// A send found its `client_msg_id` already used, after it had started
-    /// writing: roll back, and answer with the first message.
-    Replay(Box<Message>),
 }
 
 impl From<DieselError> for TxError {
@@ -36,29 +32,34 @@ impl TxError {
         match self {
             Self::Db(e) => map_diesel(e),
             Self::Store(e) => e,
-            Self::Replay(_) => StoreError::other("a replayed send escaped its port call"),
         }
     }
 }
 
-/// The `what` of `StoreError::Conflict` for each unique index or constraint
-/// a port call may break. [`CLIENT_MSG_ID`] never leaves the adapter: a send
-/// that breaks it answers with the first message instead.
-fn conflict_what(constraint: &str) -> Option<&'static str> {
+/// The [`Conflict`] for each unique index or constraint a port call may
+/// break. The `client_msg_id` index is not among them: a send that breaks it
+/// answers with the first message instead (see [`breaks_client_msg_id`]).
+fn conflict_of(constraint: &str) -> Option<Conflict> {
     Some(match constraint {
-        "users_username_key" => "username",
-        "users_email_key" => "email",
-        "rooms_direct_pair_key" => "direct_pair",
-        "messages_client_msg_id_key" => CLIENT_MSG_ID,
+        "users_username_key" => Conflict::Username,
+        "users_email_key" => Conflict::Email,
+        "rooms_direct_pair_key" => Conflict::DirectPair,
         // `storage_key` is the id's string: the two break together.
-        "attachments_pkey" | "attachments_storage_key_key" => "attachment",
-        "users_pkey" | "sessions_pkey" | "rooms_pkey" | "messages_pkey" => "id",
+        "attachments_pkey" | "attachments_storage_key_key" => Conflict::Attachment,
+        "users_pkey" | "sessions_pkey" | "rooms_pkey" | "messages_pkey" => Conflict::Id,
         _ => return None,
     })
 }
 
-/// The conflict of two sends with one `client_msg_id`; internal.
-pub(crate) const CLIENT_MSG_ID: &str = "client_msg_id";
+/// Whether the error is a send breaking the `client_msg_id` index: an
+/// identical send won the race.
+pub(crate) fn breaks_client_msg_id(e: &TxError) -> bool {
+    matches!(
+        e,
+        TxError::Db(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+            if info.constraint_name() == Some("messages_client_msg_id_key")
+    )
+}
 
 /// Server messages that mean "not now": retrying later may work. diesel's
 /// tokio-postgres backend keeps no SQLSTATE for these (its kind is
@@ -77,7 +78,7 @@ fn is_transient(message: &str) -> bool {
     TRANSIENT.iter().any(|t| message.contains(t))
 }
 
-/// Maps a diesel error: unique violations to `Conflict { what }` by
+/// Maps a diesel error: unique violations to `Conflict` by
 /// constraint name, foreign-key violations to `NotFound` (the row named does
 /// not exist), a lost connection or a timeout to `Unavailable`, everything
 /// else to `Other`.
@@ -85,8 +86,8 @@ pub(crate) fn map_diesel(e: DieselError) -> StoreError {
     match &e {
         DieselError::DatabaseError(kind, info) => match kind {
             DatabaseErrorKind::UniqueViolation => {
-                match info.constraint_name().and_then(conflict_what) {
-                    Some(what) => StoreError::Conflict { what },
+                match info.constraint_name().and_then(conflict_of) {
+                    Some(what) => StoreError::Conflict(what),
                     None => StoreError::other(e),
                 }
             }
@@ -117,12 +118,15 @@ mod tests {
 
     #[test]
     fn every_unique_rule_of_the_ports_has_its_name() {
-        assert_eq!(conflict_what("users_username_key"), Some("username"));
-        assert_eq!(conflict_what("users_email_key"), Some("email"));
-        assert_eq!(conflict_what("rooms_direct_pair_key"), Some("direct_pair"));
-        assert_eq!(conflict_what("rooms_pkey"), Some("id"));
-        assert_eq!(conflict_what("attachments_pkey"), Some("attachment"));
-        assert_eq!(conflict_what("memberships_pkey"), None);
+        assert_eq!(conflict_of("users_username_key"), Some(Conflict::Username));
+        assert_eq!(conflict_of("users_email_key"), Some(Conflict::Email));
+        assert_eq!(
+            conflict_of("rooms_direct_pair_key"),
+            Some(Conflict::DirectPair)
+        );
+        assert_eq!(conflict_of("rooms_pkey"), Some(Conflict::Id));
+        assert_eq!(conflict_of("attachments_pkey"), Some(Conflict::Attachment));
+        assert_eq!(conflict_of("memberships_pkey"), None);
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
+mod writer;
 
 use std::fmt;
 use std::future::Future;
@@ -48,6 +49,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use crate::error::{TxError, map_pool};
+use crate::writer::Writers;
+pub use crate::writer::{WriterConfig, WriterStats};
 
 /// Every migration of `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
@@ -83,6 +86,8 @@ pub struct PgConfig {
     /// Whether [`PgStore::connect`] runs pending migrations. Operators who
     /// migrate separately (`chat-server migrate`) turn this off.
     pub run_migrations: bool,
+    /// The group-commit writers that persist sends.
+    pub writer: WriterConfig,
 }
 
 impl PgConfig {
@@ -97,6 +102,7 @@ impl PgConfig {
             statement_timeout: Duration::from_secs(5),
             application_name: "chat-server".to_owned(),
             run_migrations: true,
+            writer: WriterConfig::default(),
         }
     }
 
@@ -131,6 +137,7 @@ impl fmt::Debug for PgConfig {
             .field("statement_timeout", &self.statement_timeout)
             .field("application_name", &self.application_name)
             .field("run_migrations", &self.run_migrations)
+            .field("writer", &self.writer)
             .finish()
     }
 }
@@ -140,6 +147,7 @@ impl fmt::Debug for PgConfig {
 pub struct PgStore {
     pool: Pool<Conn>,
     config: PgConfig,
+    writers: Writers,
 }
 
 impl fmt::Debug for PgStore {
@@ -153,7 +161,7 @@ impl fmt::Debug for PgStore {
 
 /// Which kind of transaction a port call runs in.
 #[derive(Debug, Clone, Copy)]
-enum Mode {
+pub(crate) enum Mode {
     /// One statement, which is its own transaction.
     Single,
     /// Several reads that must see one snapshot.
@@ -218,9 +226,11 @@ impl PgStore {
             .post_create(set_up)
             .build()
             .map_err(StoreError::other)?;
+        let writers = Writers::start(pool.clone(), config.call_deadline(), config.writer);
         let store = Self {
             pool,
             config: config.clone(),
+            writers,
         };
         if config.run_migrations {
             let applied = store.migrate().await?;
@@ -301,42 +311,19 @@ impl PgStore {
         }
     }
 
-    /// Runs `f` on a pooled connection in the transaction `mode` asks for,
-    /// in a task of its own: a caller that stops waiting does not cut the
-    /// transaction short. The whole call, waiting for a connection included,
-    /// is bounded by the config's call deadline.
+    /// Runs `f` on a pooled connection in the transaction `mode` asks for;
+    /// see [`run_on`].
     async fn run<T, F>(&self, mode: Mode, f: F) -> Result<T, TxError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut Conn) -> TxFuture<'c, T> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        let mut task = tokio::spawn(async move {
-            let mut pooled = pool.get().await.map_err(map_pool)?;
-            let conn: &mut Conn = &mut pooled;
-            match mode {
-                Mode::Single => f(conn).await,
-                Mode::Read => {
-                    conn.build_transaction()
-                        .repeatable_read()
-                        .read_only()
-                        .run(async move |c: &mut Conn| f(c).await)
-                        .await
-                }
-                Mode::Write => conn.transaction(async move |c: &mut Conn| f(c).await).await,
-            }
-        });
-        match tokio::time::timeout(self.config.call_deadline(), &mut task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Ok(Err(join)) => Err(StoreError::unavailable(join).into()),
-            Err(_) => {
-                // The connection goes back with its transaction open; the
-                // pool's recycling check throws it away.
-                task.abort();
-                Err(StoreError::unavailable("the database did not answer in time").into())
-            }
-        }
+        run_on(&self.pool, self.config.call_deadline(), mode, f).await
+    }
+
+    /// What the group-commit writers have done so far.
+    pub fn writer_stats(&self) -> &WriterStats {
+        self.writers.stats()
     }
 
     /// One statement.
@@ -364,6 +351,49 @@ impl PgStore {
         F: for<'c> FnOnce(&'c mut Conn) -> TxFuture<'c, T> + Send + 'static,
     {
         self.run(Mode::Write, f).await.map_err(TxError::into_store)
+    }
+}
+
+/// Runs `f` on a connection of `pool` in the transaction `mode` asks for,
+/// in a task of its own: a caller that stops waiting does not cut the
+/// transaction short. The whole call, waiting for a connection included, is
+/// bounded by `deadline`.
+pub(crate) async fn run_on<T, F>(
+    pool: &Pool<Conn>,
+    deadline: Duration,
+    mode: Mode,
+    f: F,
+) -> Result<T, TxError>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut Conn) -> TxFuture<'c, T> + Send + 'static,
+{
+    let pool = pool.clone();
+    let mut task = tokio::spawn(async move {
+        let mut pooled = pool.get().await.map_err(map_pool)?;
+        let conn: &mut Conn = &mut pooled;
+        match mode {
+            Mode::Single => f(conn).await,
+            Mode::Read => {
+                conn.build_transaction()
+                    .repeatable_read()
+                    .read_only()
+                    .run(async move |c: &mut Conn| f(c).await)
+                    .await
+            }
+            Mode::Write => conn.transaction(async move |c: &mut Conn| f(c).await).await,
+        }
+    });
+    match tokio::time::timeout(deadline, &mut task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Ok(Err(join)) => Err(StoreError::unavailable(join).into()),
+        Err(_) => {
+            // The connection goes back with its transaction open; the
+            // pool's recycling check throws it away.
+            task.abort();
+            Err(StoreError::unavailable("the database did not answer in time").into())
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use chat_domain::{
     HistoryQuery, Message, MessageContent, MessageId, ReactionSummary, RoomId, Timestamp, UserId,
 };
 use chat_ports::{
-    Appended, Cursor, History, Markers, MessageRepo, MessageSearch, NewMessage, Page, PageRequest,
-    Reacted, Reactors, Receipt, RoomSummary, SearchHit, StoreError,
+    AppendError, Appended, Cursor, History, Markers, MessageRepo, MessageSearch, NewMessage, Page,
+    PageRequest, Reacted, Reactors, Receipt, RoomSummary, SearchHit, StoreError,
 };
 use diesel::dsl::{AsSelect, count_star, min, not};
 use diesel::pg::Pg;
@@ -17,15 +17,14 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
-use crate::error::{CLIENT_MSG_ID, TxError};
+use crate::error::TxError;
 use crate::page::{overfetch, time_cursor, time_position};
 use crate::rows::{
-    AttachmentRow, MessageParts, MessageRow, NewMessageRow, RoomSummaryRow, SenderRow,
-    message_kind_str, to_i64, to_message, to_u64,
+    AttachmentRow, MessageParts, MessageRow, RoomSummaryRow, SenderRow, to_i64, to_message, to_u64,
 };
 use crate::schema::{attachments, memberships, messages, reactions, read_markers, rooms, users};
 use crate::sql::{TsMatches, bool_or, plainto_tsquery, simple, ts_rank};
-use crate::{Conn, Mode, PgStore};
+use crate::{Conn, PgStore};
 
 /// What a message is read with: the row, its sender, its attachment.
 pub(crate) type PartsSelect = (
@@ -100,7 +99,7 @@ pub(crate) async fn as_seen_by(
 }
 
 /// The message this sender sent to this room with this key, if any.
-async fn by_client_id(
+pub(crate) async fn by_client_id(
     c: &mut Conn,
     room: RoomId,
     sender: UserId,
@@ -122,86 +121,12 @@ async fn by_client_id(
     Ok(as_seen_by(c, vec![row], sender).await?.pop())
 }
 
-fn stale() -> StoreError {
-    StoreError::Conflict {
-        what: StoreError::STALE,
-    }
-}
-
-/// One send, in its transaction. A replay comes back as `TxError::Replay`,
-/// so that whatever the send had begun to write is rolled back.
-async fn append_in(c: &mut Conn, new: &NewMessage) -> Result<Message, TxError> {
-    let room = new.room_id;
-    let key = new.client_msg_id.as_ref().map(|k| k.as_str());
-    // A replay answers with the first message, whatever happened since.
-    if let Some(key) = key
-        && let Some(first) = by_client_id(c, room, new.sender, key).await?
-    {
-        return Err(TxError::Replay(Box::new(first)));
-    }
-    // The next seq and version. The row lock this takes serialises the
-    // room's senders (and every other change of the room) until commit, so
-    // seqs are gapless in commit order; if anything below fails, the
-    // transaction rolls back and the seq is not spent.
-    let bumped: Option<(i64, i64)> = diesel::update(rooms::table.find(room.0))
-        .set((
-            rooms::last_seq.eq(rooms::last_seq + 1),
-            rooms::version.eq(rooms::version + 1),
-            rooms::last_activity_at.eq(new.created_at),
-        ))
-        .returning((rooms::last_seq, rooms::version))
-        .get_result(c)
-        .await
-        .optional()?;
-    let (seq, version) = bumped.ok_or(StoreError::NotFound)?;
-    // An identical send may have committed while this one waited for the lock.
-    if let Some(key) = key
-        && let Some(first) = by_client_id(c, room, new.sender, key).await?
-    {
-        return Err(TxError::Replay(Box::new(first)));
-    }
-    // A member at commit: leaving takes the same lock.
-    let sender: SenderRow = memberships::table
-        .inner_join(users::table)
-        .filter(memberships::room_id.eq(room.0))
-        .filter(memberships::user_id.eq(new.sender.0))
-        .select(SenderRow::as_select())
-        .first(c)
-        .await
-        .optional()?
-        .ok_or_else(stale)?;
-    // An unknown attachment or reply breaks a foreign key: NotFound.
-    let row = diesel::insert_into(messages::table)
-        .values(NewMessageRow {
-            id: new.id.0,
-            room_id: room.0,
-            seq,
-            sender_id: new.sender.0,
-            kind: message_kind_str(new.kind),
-            content: new.content.as_str(),
-            attachment_id: new.attachment.map(|a| a.0),
-            reply_to_id: new.reply_to.map(|m| m.0),
-            client_msg_id: key,
-            created_at: new.created_at,
-            version,
-        })
-        .returning(MessageRow::as_returning())
-        .get_result(c)
-        .await?;
-    let attachment = match row.attachment_id {
-        Some(id) => attachments::table
-            .find(id)
-            .select(AttachmentRow::as_select())
-            .first(c)
-            .await
-            .optional()?,
-        None => None,
-    };
-    Ok(to_message((row, sender, attachment), Vec::new())?)
-}
-
 /// The message as `viewer` sees it, `None` if there is none.
-async fn find_in(c: &mut Conn, id: MessageId, viewer: UserId) -> Result<Option<Message>, TxError> {
+pub(crate) async fn find_in(
+    c: &mut Conn,
+    id: MessageId,
+    viewer: UserId,
+) -> Result<Option<Message>, TxError> {
     let row: Option<MessageParts> = messages::table
         .inner_join(users::table)
         .left_join(attachments::table)
@@ -499,39 +424,9 @@ async fn search_in(
 
 #[async_trait]
 impl MessageRepo for PgStore {
-    async fn append(&self, new: &NewMessage) -> Result<Appended, StoreError> {
-        let message = new.clone();
-        let sent = self
-            .run(Mode::Write, move |c| {
-                Box::pin(async move { append_in(c, &message).await })
-            })
-            .await;
-        match sent {
-            Ok(message) => Ok(Appended::New(message)),
-            Err(TxError::Replay(first)) => Ok(Appended::Existing(*first)),
-            Err(e) => match e.into_store() {
-                // Two identical sends both got past the checks (which the
-                // room lock should prevent): the index let one through; that
-                // one is committed now, so read it.
-                StoreError::Conflict { what } if what == CLIENT_MSG_ID => {
-                    let (room, sender) = (new.room_id, new.sender);
-                    let key = new
-                        .client_msg_id
-                        .as_ref()
-                        .map(|k| k.as_str().to_owned())
-                        .unwrap_or_default();
-                    let first = self
-                        .read(move |c| {
-                            Box::pin(async move { by_client_id(c, room, sender, &key).await })
-                        })
-                        .await?;
-                    first.map(Appended::Existing).ok_or_else(|| {
-                        StoreError::other("an idempotent send lost its first message")
-                    })
-                }
-                e => Err(e),
-            },
-        }
+    async fn append(&self, new: &NewMessage) -> Result<Appended, AppendError> {
+        // Group commit: see the `writer` module.
+        self.writers.append(new).await
     }
 
     async fn find(&self, id: MessageId, viewer: UserId) -> Result<Option<Message>, StoreError> {

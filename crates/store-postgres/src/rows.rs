@@ -53,7 +53,7 @@ pub(crate) fn room_kind_str(kind: RoomKind) -> &'static str {
     }
 }
 
-fn parse_room_kind(s: &str) -> Result<RoomKind, StoreError> {
+pub(crate) fn parse_room_kind(s: &str) -> Result<RoomKind, StoreError> {
     match s {
         "public" => Ok(RoomKind::Public),
         "private" => Ok(RoomKind::Private),
@@ -275,7 +275,6 @@ pub(crate) struct MessageRow {
     pub seq: i64,
     pub kind: String,
     pub content: String,
-    pub attachment_id: Option<Uuid>,
     pub reply_to_id: Option<Uuid>,
     pub created_at: Timestamp,
     pub edited_at: Option<Timestamp>,

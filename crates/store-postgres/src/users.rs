@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chat_domain::{Login, Timestamp, User, UserId};
-use chat_ports::{Cursor, NewUser, Page, PageRequest, ProfilePatch, StoreError, UserRepo};
+use chat_ports::{
+    Conflict, Cursor, NewUser, Page, PageRequest, ProfilePatch, StoreError, UserRepo,
+};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
@@ -43,10 +45,10 @@ impl UserRepo for PgStore {
                     .load(c)
                     .await?;
                 if clashes.iter().any(|(name, _)| *name) {
-                    return Err(StoreError::Conflict { what: "username" }.into());
+                    return Err(StoreError::Conflict(Conflict::Username).into());
                 }
                 if clashes.iter().any(|(_, email)| *email) {
-                    return Err(StoreError::Conflict { what: "email" }.into());
+                    return Err(StoreError::Conflict(Conflict::Email).into());
                 }
                 let row = diesel::insert_into(users::table)
                     .values(NewUserRow {

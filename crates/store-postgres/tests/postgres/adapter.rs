@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use chat_domain::room::direct_pair;
 use chat_domain::{
-    AttachmentId, DisplayName, Email, HistoryQuery, Login, MessageContent, MessageId, MessageKind,
-    PageLimit, Role, RoomDescription, RoomId, RoomKind, RoomName, SessionId, Timestamp, UserId,
-    Username,
+    AttachmentId, DisplayName, Email, HistoryQuery, Login, MessageContent, MessageId, PageLimit,
+    Role, RoomDescription, RoomId, RoomKind, RoomName, SessionId, Timestamp, UserId, Username,
 };
 use chat_ports::{
-    Appended, NewMessage, NewRoom, NewUser, PageRequest, RoomOp, Rotation, Session, StoreError,
-    Stores,
+    AppendError, Appended, Conflict, NewMessage, NewRoom, NewUser, PageRequest, RoomOp, Rotation,
+    SendRefused, Session, StoreError, Stores,
 };
 use chat_store_postgres::{PgConfig, PgStore};
 use diesel::QueryableByName;
@@ -23,11 +22,11 @@ use uuid::Uuid;
 
 use chat_store_postgres::testing::{TestDb, test_config};
 
-fn at(secs: i64) -> Timestamp {
+pub(crate) fn at(secs: i64) -> Timestamp {
     chrono::DateTime::from_timestamp(1_767_225_600 + secs, 0).unwrap()
 }
 
-fn new_user(name: &str, email: &str) -> NewUser {
+pub(crate) fn new_user(name: &str, email: &str) -> NewUser {
     NewUser {
         id: UserId(Uuid::now_v7()),
         username: Username::parse(name).unwrap(),
@@ -38,7 +37,7 @@ fn new_user(name: &str, email: &str) -> NewUser {
     }
 }
 
-async fn user(s: &Stores, name: &str) -> UserId {
+pub(crate) async fn user(s: &Stores, name: &str) -> UserId {
     s.users
         .create(&new_user(name, &format!("{name}@example.com")))
         .await
@@ -46,7 +45,7 @@ async fn user(s: &Stores, name: &str) -> UserId {
         .id
 }
 
-fn new_room(kind: RoomKind, creator: UserId) -> NewRoom {
+pub(crate) fn new_room(kind: RoomKind, creator: UserId) -> NewRoom {
     NewRoom {
         id: RoomId(Uuid::now_v7()),
         kind,
@@ -58,7 +57,7 @@ fn new_room(kind: RoomKind, creator: UserId) -> NewRoom {
     }
 }
 
-async fn room(s: &Stores, owner: UserId, others: &[UserId]) -> RoomId {
+pub(crate) async fn room(s: &Stores, owner: UserId, others: &[UserId]) -> RoomId {
     let mut members = vec![(owner, Role::Owner)];
     members.extend(others.iter().map(|u| (*u, Role::Member)));
     s.rooms
@@ -68,12 +67,12 @@ async fn room(s: &Stores, owner: UserId, others: &[UserId]) -> RoomId {
         .id
 }
 
-fn message(room: RoomId, sender: UserId, text: &str) -> NewMessage {
+pub(crate) fn message(room: RoomId, sender: UserId, text: &str) -> NewMessage {
     NewMessage {
         id: MessageId(Uuid::now_v7()),
         room_id: room,
         sender,
-        kind: MessageKind::Text,
+        kind: None,
         content: MessageContent::parse(text, false).unwrap(),
         attachment: None,
         reply_to: None,
@@ -106,9 +105,9 @@ fn session(user: UserId) -> Session {
 }
 
 #[track_caller]
-fn assert_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+fn assert_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, what: Conflict) {
     match r {
-        Err(StoreError::Conflict { what: w }) if w == what => {}
+        Err(StoreError::Conflict(w)) if w == what => {}
         other => panic!("expected a conflict on {what}, got {other:?}"),
     }
 }
@@ -152,29 +151,36 @@ async fn fresh() -> (TestDb, Stores) {
 
 // ---------------------------------------------------------------- errors
 
-/// A taken id is `Conflict { what: "id" }`, whichever table it is in; only
-/// an attachment's is `"attachment"`, as its port asks (see the contract).
+/// A taken id is `Conflict(Id)`, whichever table it is in; only an
+/// attachment's is `Conflict(Attachment)`, as its port asks (see the
+/// contract), and a message's is the send's own refusal, `IdTaken`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_taken_id_is_a_conflict_on_id() {
     let (_db, s) = fresh().await;
     let alice = user(&s, "alice").await;
     let mut again = new_user("alice2", "alice2@example.com");
     again.id = alice;
-    assert_conflict(s.users.create(&again).await, "id");
+    assert_conflict(s.users.create(&again).await, Conflict::Id);
 
     let sess = session(alice);
     s.sessions.create(&sess).await.unwrap();
-    assert_conflict(s.sessions.create(&sess).await, "id");
+    assert_conflict(s.sessions.create(&sess).await, Conflict::Id);
 
     let r = room(&s, alice, &[]).await;
     let mut same = new_room(RoomKind::Public, alice);
     same.id = r;
-    assert_conflict(s.rooms.create(&same, &[(alice, Role::Owner)]).await, "id");
+    assert_conflict(
+        s.rooms.create(&same, &[(alice, Role::Owner)]).await,
+        Conflict::Id,
+    );
 
     let first = send(&s, r, alice, "one").await;
     let mut dup = message(r, alice, "two");
     dup.id = first.id;
-    assert_conflict(s.messages.append(&dup).await, "id");
+    assert!(matches!(
+        s.messages.append(&dup).await,
+        Err(AppendError::Refused(SendRefused::IdTaken))
+    ));
     let now = s.rooms.find(r).await.unwrap().unwrap();
     assert_eq!(
         (now.last_seq, now.version),
@@ -237,10 +243,16 @@ async fn replies_stay_in_their_room() {
 
     let mut reply = message(here, alice, "re");
     reply.reply_to = Some(elsewhere.id);
-    assert_not_found(s.messages.append(&reply).await);
+    assert!(matches!(
+        s.messages.append(&reply).await,
+        Err(AppendError::Refused(SendRefused::NoSuchReply))
+    ));
     let mut with_file = message(here, alice, "see attached");
     with_file.attachment = Some(AttachmentId(Uuid::now_v7()));
-    assert_not_found(s.messages.append(&with_file).await);
+    assert!(matches!(
+        s.messages.append(&with_file).await,
+        Err(AppendError::Refused(SendRefused::NoSuchAttachment))
+    ));
     let now = s.rooms.find(here).await.unwrap().unwrap();
     assert_eq!((now.last_seq, now.version), (1, 2), "no seq burned");
 
@@ -266,7 +278,7 @@ async fn case_folding_is_unicode() {
     let odos = s.users.create(&odos).await.unwrap();
     assert_conflict(
         s.users.create(&new_user("other", "οδος@example.gr")).await,
-        "email",
+        Conflict::Email,
     );
     let found = s
         .users
@@ -596,7 +608,7 @@ async fn no_server_is_unavailable_fast() {
     assert!(!store.ping().await);
     let s = store.stores();
     assert_unavailable(s.users.find(UserId(Uuid::now_v7())).await);
-    assert_unavailable(
+    assert!(matches!(
         s.messages
             .append(&message(
                 RoomId(Uuid::now_v7()),
@@ -604,7 +616,8 @@ async fn no_server_is_unavailable_fast() {
                 "x",
             ))
             .await,
-    );
+        Err(AppendError::Store(StoreError::Unavailable(_)))
+    ));
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "{:?}",

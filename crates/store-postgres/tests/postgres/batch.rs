@@ -1,0 +1,293 @@
+//! Group commit, seen from outside: sends queued behind one another share a
+//! transaction, and every promise of `append` still holds per send.
+//!
+//! To make a batch form on purpose, a test holds its room's row lock from a
+//! connection of its own: the writer's first transaction waits on it, the
+//! other sends queue up behind, and when the lock goes they commit together
+//! in the next transaction (the writer's statistics show how many there were).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_domain::room::direct_pair;
+use chat_domain::{
+    ClientMsgId, HistoryQuery, MessageId, PageLimit, Role, RoomId, RoomKind, RoomName, UserId,
+};
+use chat_ports::{AppendError, Appended, NewMessage, SendRefused, Stores};
+use chat_store_postgres::testing::{TestDb, test_config};
+use chat_store_postgres::{PgStore, WriterConfig};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::adapter::{at, message, new_room, room, user};
+
+/// A store whose sends all go through one writer.
+async fn one_lane(db: &TestDb) -> Arc<PgStore> {
+    let config = chat_store_postgres::PgConfig {
+        writer: WriterConfig {
+            lanes: 1,
+            ..WriterConfig::default()
+        },
+        ..test_config(db.url().to_owned())
+    };
+    Arc::new(PgStore::connect(&config).await.unwrap())
+}
+
+/// Holds `room`'s row lock until the connection commits.
+async fn hold(db: &TestDb, room: RoomId) -> AsyncPgConnection {
+    let mut locker = db.connect().await;
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM rooms WHERE id = '{}' FOR UPDATE;",
+            room.0
+        ))
+        .await
+        .unwrap();
+    locker
+}
+
+fn spawn_send(s: &Stores, new: NewMessage) -> JoinHandle<Result<Appended, AppendError>> {
+    let messages = s.messages.clone();
+    tokio::spawn(async move { messages.append(&new).await })
+}
+
+fn keyed(mut m: NewMessage, key: &str) -> NewMessage {
+    m.client_msg_id = Some(ClientMsgId::parse(key).unwrap());
+    m
+}
+
+/// Queues `sends` behind a held lock on `room`, lets them go, and returns
+/// their answers in order, with the number of transactions they took.
+async fn as_one_batch(
+    db: &TestDb,
+    store: &Arc<PgStore>,
+    room: RoomId,
+    sends: Vec<NewMessage>,
+) -> (Vec<Result<Appended, AppendError>>, u64) {
+    let s = store.clone().stores();
+    let before = store
+        .writer_stats()
+        .batches
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut locker = hold(db, room).await;
+    // The first send takes the writer and waits on the lock.
+    let mut sends = sends.into_iter();
+    let mut tasks = vec![spawn_send(&s, sends.next().unwrap())];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The rest queue behind it.
+    tasks.extend(sends.map(|new| spawn_send(&s, new)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    locker.batch_execute("COMMIT").await.unwrap();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    let after = store
+        .writer_stats()
+        .batches
+        .load(std::sync::atomic::Ordering::Relaxed);
+    (answers, after - before)
+}
+
+fn new_one(a: &Result<Appended, AppendError>) -> &chat_domain::Message {
+    match a {
+        Ok(Appended::New(m)) => m,
+        other => panic!("expected a new message, got {other:?}"),
+    }
+}
+
+async fn seqs_of(s: &Stores, room: RoomId, viewer: UserId) -> Vec<u64> {
+    s.messages
+        .history(
+            room,
+            HistoryQuery::Latest(PageLimit::new(100).unwrap()),
+            viewer,
+        )
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m.seq)
+        .collect()
+}
+
+/// One batch holding a send from a non-member, a reply into another room and
+/// a send into a blocked direct room: each of those fails alone with its own
+/// refusal, and the good sends around them commit with gapless seqs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bad_send_in_a_batch_fails_alone() {
+    let db = TestDb::create().await;
+    let store = one_lane(&db).await;
+    let s = store.clone().stores();
+    let alice = user(&s, "alice").await;
+    let bob = user(&s, "bob").await;
+    let stranger = user(&s, "stranger").await;
+    let here = room(&s, alice, &[bob]).await;
+    let there = room(&s, alice, &[]).await;
+    let elsewhere = match s
+        .messages
+        .append(&message(there, alice, "over there"))
+        .await
+        .unwrap()
+    {
+        Appended::New(m) => m,
+        other => panic!("{other:?}"),
+    };
+    let mut dm = new_room(RoomKind::Direct, alice);
+    dm.name = RoomName::parse("dm").unwrap();
+    dm.direct_pair = Some(direct_pair(alice, bob));
+    let dm = s
+        .rooms
+        .create(&dm, &[(alice, Role::Member), (bob, Role::Member)])
+        .await
+        .unwrap()
+        .id;
+    s.blocks.block(bob, alice, at(1)).await.unwrap();
+
+    let mut bad_reply = message(here, bob, "re");
+    bad_reply.reply_to = Some(elsewhere.id);
+    let sends = vec![
+        message(here, alice, "one"),
+        message(here, bob, "two"),
+        message(here, stranger, "let me in"),
+        bad_reply,
+        message(dm, alice, "hello?"),
+        message(here, alice, "three"),
+        message(here, bob, "four"),
+    ];
+    let (answers, batches) = as_one_batch(&db, &store, here, sends).await;
+    assert!(
+        batches <= 2,
+        "the first send alone, then the rest together: {batches} transactions"
+    );
+
+    let good: Vec<u64> = [0, 1, 5, 6]
+        .iter()
+        .map(|&i| new_one(&answers[i]).seq)
+        .collect();
+    assert_eq!(good, vec![1, 2, 3, 4], "gapless, in queue order");
+    let refusals: Vec<Option<SendRefused>> = [2, 3, 4]
+        .iter()
+        .map(|&i| match &answers[i] {
+            Err(AppendError::Refused(why)) => Some(why.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refusals,
+        vec![
+            Some(SendRefused::NotAMember {
+                room_kind: RoomKind::Private
+            }),
+            Some(SendRefused::NoSuchReply),
+            Some(SendRefused::Blocked),
+        ]
+    );
+    assert_eq!(seqs_of(&s, here, alice).await, vec![1, 2, 3, 4]);
+    let now = s.rooms.find(here).await.unwrap().unwrap();
+    assert_eq!((now.last_seq, now.version), (4, 5), "nothing burned");
+    assert_eq!(s.rooms.find(dm).await.unwrap().unwrap().last_seq, 0);
+}
+
+/// Ten sends with one `client_msg_id` in one batch store one message; the
+/// same key in a later batch gets that message back too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_in_a_batch_and_across_batches_stores_one_message() {
+    let db = TestDb::create().await;
+    let store = one_lane(&db).await;
+    let s = store.clone().stores();
+    let alice = user(&s, "alice").await;
+    let r = room(&s, alice, &[]).await;
+
+    let mut sends = vec![message(r, alice, "opener")];
+    sends.extend((0..10).map(|i| keyed(message(r, alice, &format!("try {i}")), "same")));
+    let (answers, _) = as_one_batch(&db, &store, r, sends).await;
+    let first = new_one(&answers[1]).clone();
+    assert_eq!(first.seq, 2);
+    for a in &answers[2..] {
+        match a {
+            Ok(Appended::Existing(m)) => assert_eq!(m, &first),
+            other => panic!("expected the first message back, got {other:?}"),
+        }
+    }
+    let again = s
+        .messages
+        .append(&keyed(message(r, alice, "much later"), "same"))
+        .await
+        .unwrap();
+    assert_eq!(again, Appended::Existing(first));
+    assert_eq!(seqs_of(&s, r, alice).await, vec![1, 2]);
+}
+
+/// Two stores on one database, as two server processes, each with its own
+/// writers and pool, send into one room at once: seqs are 1..=N with no gap
+/// and no repeat, each send's version is its seq + 1, and every id is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_sending_at_once_get_gapless_seqs() {
+    let db = TestDb::create().await;
+    let node_a = db.store().await.stores();
+    let node_b = db.store().await.stores();
+    let mut members = Vec::new();
+    for i in 0..8 {
+        members.push(user(&node_a, &format!("sender{i}")).await);
+    }
+    let r = room(&node_a, members[0], &members[1..]).await;
+    const SENDS: usize = 400;
+    let tasks: Vec<_> = (0..SENDS)
+        .map(|i| {
+            let node = if i % 2 == 0 { &node_a } else { &node_b };
+            spawn_send(node, message(r, members[i % 8], &format!("m{i}")))
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    let mut ids = HashSet::new();
+    for t in tasks {
+        let m = new_one(&t.await.unwrap()).clone();
+        assert_eq!(m.version, m.seq + 1);
+        seqs.push(m.seq);
+        ids.insert(m.id);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=SENDS as u64).collect::<Vec<_>>());
+    let mut stored: HashSet<MessageId> = HashSet::new();
+    let mut before = None;
+    loop {
+        let query = match before {
+            None => HistoryQuery::Latest(PageLimit::new(100).unwrap()),
+            Some(seq) => HistoryQuery::Before(seq, PageLimit::new(100).unwrap()),
+        };
+        let h = node_b.messages.history(r, query, members[0]).await.unwrap();
+        stored.extend(h.messages.iter().map(|m| m.id));
+        match h.messages.first() {
+            Some(m) if h.has_more => before = Some(m.seq),
+            _ => break,
+        }
+    }
+    assert_eq!(stored, ids);
+}
+
+/// A room deleted while its sends wait in the queue: they are refused as
+/// `NoRoom`, and nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_room_gone_refuses_its_queued_sends() {
+    let db = TestDb::create().await;
+    let store = one_lane(&db).await;
+    let s = store.clone().stores();
+    let alice = user(&s, "alice").await;
+    let r = room(&s, alice, &[]).await;
+    let ghost = RoomId(Uuid::now_v7());
+    let (answers, _) = as_one_batch(
+        &db,
+        &store,
+        r,
+        vec![message(r, alice, "here"), message(ghost, alice, "nowhere")],
+    )
+    .await;
+    assert_eq!(new_one(&answers[0]).seq, 1);
+    assert!(matches!(
+        answers[1],
+        Err(AppendError::Refused(SendRefused::NoRoom))
+    ));
+}
