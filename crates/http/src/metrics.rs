@@ -31,6 +31,12 @@ pub struct PoolGauges {
     pub idle: usize,
     /// Requests waiting for a connection.
     pub waiting: usize,
+    /// Group commit: transactions that committed sends, so far.
+    pub send_batches: u64,
+    /// Group commit: sends those transactions decided, so far.
+    pub batched_sends: u64,
+    /// Group commit: sends refused at once because the queue was full.
+    pub queue_full: u64,
 }
 
 /// Something with a connection pool worth watching (the PostgreSQL store).
@@ -62,6 +68,9 @@ pub struct Metrics {
     slow_consumers: Counter,
     messages: Counter,
     pool: Family<PoolLabels, Gauge>,
+    send_batches: Counter,
+    batched_sends: Counter,
+    queue_full: Counter,
     /// One scrape at a time brings the mirrored counters up to date.
     scrape: Mutex<()>,
 }
@@ -80,6 +89,9 @@ impl Default for Metrics {
         let slow_consumers = Counter::default();
         let messages = Counter::default();
         let pool = Family::<PoolLabels, Gauge>::default();
+        let send_batches = Counter::default();
+        let batched_sends = Counter::default();
+        let queue_full = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route pattern and status",
@@ -120,6 +132,21 @@ impl Default for Metrics {
             "Database pool connections by state: in_use, idle, waiting (requests queued for one), max",
             pool.clone(),
         );
+        registry.register(
+            "db_send_batches",
+            "Transactions that committed message sends (group commit; sends / batches is the mean batch)",
+            send_batches.clone(),
+        );
+        registry.register(
+            "db_batched_sends",
+            "Message sends decided by those transactions (stored, replayed or refused)",
+            batched_sends.clone(),
+        );
+        registry.register(
+            "db_send_queue_full",
+            "Message sends answered 503 at once because the write queue was full",
+            queue_full.clone(),
+        );
         Self {
             registry,
             requests,
@@ -130,6 +157,9 @@ impl Default for Metrics {
             slow_consumers,
             messages,
             pool,
+            send_batches,
+            batched_sends,
+            queue_full,
             scrape: Mutex::new(()),
         }
     }
@@ -166,6 +196,9 @@ impl Metrics {
         self.ws_open
             .set(i64::try_from(hub.open.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
         if let Some(p) = pool {
+            mirror(&self.send_batches, p.send_batches);
+            mirror(&self.batched_sends, p.batched_sends);
+            mirror(&self.queue_full, p.queue_full);
             for (state, n) in [
                 ("in_use", p.in_use),
                 ("idle", p.idle),

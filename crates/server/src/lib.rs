@@ -5,6 +5,7 @@ mod settings;
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix_web::{App as ActixApp, HttpServer, dev::Server, middleware};
@@ -288,11 +289,15 @@ struct PgReady(Arc<PgStore>);
 impl PoolStats for PgReady {
     fn pool(&self) -> PoolGauges {
         let (max, open, idle, waiting) = self.0.pool_status();
+        let writer = self.0.writer_stats();
         PoolGauges {
             max,
             in_use: open.saturating_sub(idle),
             idle,
             waiting,
+            send_batches: writer.batches.load(Ordering::Relaxed),
+            batched_sends: writer.sends.load(Ordering::Relaxed),
+            queue_full: writer.rejected.load(Ordering::Relaxed),
         }
     }
 }

@@ -27,7 +27,7 @@
 //!   where it sees the first.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -128,9 +128,8 @@ impl Writers {
 
     /// Queues the send on its room's lane and waits for its answer.
     pub(crate) async fn append(&self, new: &NewMessage) -> Answer {
-        let mut h = self.hasher.build_hasher();
-        new.room_id.0.hash(&mut h);
-        let lane = &self.lanes[(h.finish() % self.lanes.len() as u64) as usize];
+        let hash = self.hasher.hash_one(new.room_id.0);
+        let lane = &self.lanes[(hash % self.lanes.len() as u64) as usize];
         let (done, answer) = oneshot::channel();
         let job = Job {
             new: new.clone(),

@@ -22,7 +22,8 @@ use crate::{ApiError, State};
     responses((status = 201, body = MessageDto), (status = 200, description = "a replayed `client_msg_id`", body = MessageDto),
         (status = 400, body = ErrorBody), (status = 403, description = "`not_a_member` (public room) or `blocked` (direct room)", body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many sends by you; `Retry-After` says when to try again", body = ErrorBody)))]
+        (status = 429, description = "`rate_limited`: too many sends by you; `Retry-After` says when to try again", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database cannot take the send now (its write queue is full, or it is down); nothing was stored unless an earlier try was acknowledged. Retry after `Retry-After` seconds with the same `client_msg_id`", body = ErrorBody)))]
 pub async fn send_message(
     state: web::Data<State>,
     auth: Auth,
