@@ -25,6 +25,7 @@ mod blocks;
 mod error;
 mod messages;
 mod page;
+mod prepared;
 mod rooms;
 mod rows;
 pub mod schema;
@@ -44,7 +45,9 @@ use std::time::Duration;
 use chat_ports::{StoreError, Stores};
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::deadpool::{Hook, HookError, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, PoolError, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
@@ -186,47 +189,18 @@ impl PgStore {
     /// a database that is down now makes port calls fail as `Unavailable`
     /// (and [`PgStore::ping`] false) until it is back.
     pub async fn connect(config: &PgConfig) -> Result<Self, StoreError> {
-        let connect_timeout = config.connect_timeout;
-        let mut manager_config = ManagerConfig::<Conn>::default();
-        manager_config.custom_setup = Box::new(move |url: &str| {
-            let url = url.to_owned();
-            Box::pin(async move { establish(&url, connect_timeout).await })
-        });
-        let manager = AsyncDieselConnectionManager::new_with_config(&config.url, manager_config);
-
-        // Set on every new connection, before it is first handed out.
-        let statement_ms = config.statement_timeout.as_millis().max(1).to_string();
-        let application_name = config.application_name.clone();
-        let set_up = Hook::async_fn(move |conn: &mut Conn, _| {
-            let statement_ms = statement_ms.clone();
-            let application_name = application_name.clone();
-            Box::pin(async move {
-                let settings = diesel::sql_query(
-                    "SELECT set_config('statement_timeout', $1, false), \
-                     set_config('idle_in_transaction_session_timeout', $1, false), \
-                     set_config('application_name', $2, false)",
-                )
-                .bind::<diesel::sql_types::Text, _>(statement_ms)
-                .bind::<diesel::sql_types::Text, _>(application_name)
-                .execute(conn);
-                match tokio::time::timeout(connect_timeout, settings).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(HookError::Backend(PoolError::QueryError(e))),
-                    Err(_) => Err(HookError::message("connection set-up timed out")),
-                }
-            })
-        });
-
-        let pool = Pool::builder(manager)
-            .max_size(config.max_size)
-            .runtime(deadpool::Runtime::Tokio1)
-            .wait_timeout(Some(config.wait_timeout))
-            .create_timeout(Some(config.connect_timeout))
-            .recycle_timeout(Some(config.connect_timeout))
-            .post_create(set_up)
-            .build()
-            .map_err(StoreError::other)?;
-        let writers = Writers::start(pool.clone(), config.call_deadline(), config.writer);
+        let pool = build_pool(config, config.max_size, RecyclingMethod::Verified)?;
+        // The writers have connections of their own: reads never make a
+        // commit wait for a connection, nor the other way round. They skip
+        // the test query on every checkout (a round trip per batch): a
+        // connection that died with the server fails its batch, whose sends
+        // all fail as `Unavailable` (never acknowledged), and is dropped.
+        let writer_pool = build_pool(
+            config,
+            config.writer.lanes.max(1) + 1,
+            RecyclingMethod::Fast,
+        )?;
+        let writers = Writers::start(writer_pool, config.call_deadline(), config.writer);
         let store = Self {
             pool,
             config: config.clone(),
@@ -352,6 +326,56 @@ impl PgStore {
     {
         self.run(Mode::Write, f).await.map_err(TxError::into_store)
     }
+}
+
+/// A pool of `max_size` connections to `config.url`, each set up with the
+/// config's timeouts and name before it is first handed out.
+fn build_pool(
+    config: &PgConfig,
+    max_size: usize,
+    recycling: RecyclingMethod<Conn>,
+) -> Result<Pool<Conn>, StoreError> {
+    let connect_timeout = config.connect_timeout;
+    let mut manager_config = ManagerConfig::<Conn>::default();
+    manager_config.recycling_method = recycling;
+    manager_config.custom_setup = Box::new(move |url: &str| {
+        let url = url.to_owned();
+        Box::pin(async move { establish(&url, connect_timeout).await })
+    });
+    let manager = AsyncDieselConnectionManager::new_with_config(&config.url, manager_config);
+
+    // Set on every new connection, before it is first handed out.
+    let statement_ms = config.statement_timeout.as_millis().max(1).to_string();
+    let application_name = config.application_name.clone();
+    let set_up = Hook::async_fn(move |conn: &mut Conn, _| {
+        let statement_ms = statement_ms.clone();
+        let application_name = application_name.clone();
+        Box::pin(async move {
+            let settings = diesel::sql_query(
+                "SELECT set_config('statement_timeout', $1, false), \
+                 set_config('idle_in_transaction_session_timeout', $1, false), \
+                 set_config('application_name', $2, false)",
+            )
+            .bind::<diesel::sql_types::Text, _>(statement_ms)
+            .bind::<diesel::sql_types::Text, _>(application_name)
+            .execute(conn);
+            match tokio::time::timeout(connect_timeout, settings).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(HookError::Backend(PoolError::QueryError(e))),
+                Err(_) => Err(HookError::message("connection set-up timed out")),
+            }
+        })
+    });
+
+    Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(deadpool::Runtime::Tokio1)
+        .wait_timeout(Some(config.wait_timeout))
+        .create_timeout(Some(config.connect_timeout))
+        .recycle_timeout(Some(config.connect_timeout))
+        .post_create(set_up)
+        .build()
+        .map_err(StoreError::other)
 }
 
 /// Runs `f` on a connection of `pool` in the transaction `mode` asks for,

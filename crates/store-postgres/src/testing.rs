@@ -313,3 +313,7 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// The group-commit writer's two lookup statements (locking the batch's
+/// rooms, and the facts each send is decided on), for tests of their plans.
+pub const SEND_LOOKUPS: [&str; 2] = [crate::writer::LOCK_ROOMS, crate::writer::FACTS];

@@ -44,6 +44,7 @@ use uuid::Uuid;
 
 use crate::error::{TxError, breaks_client_msg_id};
 use crate::messages::{by_client_id, find_in};
+use crate::prepared::Prepared;
 use crate::rows::{AttachmentRow, MessageRow, SenderRow, message_kind_str, to_message};
 use crate::{Conn, Mode, run_on};
 
@@ -327,39 +328,52 @@ struct Bumped {
     version: i64,
 }
 
-/// Locks the batch's rooms (in id order, so that two batches never wait
-/// on each other in a cycle) and reads what a send needs of them.
-const LOCK_ROOMS: &str = "\
-SELECT r.id, r.kind, \
-       COALESCE(r.direct_user_a <> r.direct_user_b AND EXISTS ( \
-           SELECT 1 FROM blocks b \
-            WHERE (b.blocker_id = r.direct_user_a AND b.blocked_id = r.direct_user_b) \
-               OR (b.blocker_id = r.direct_user_b AND b.blocked_id = r.direct_user_a)), \
-           false) AS blocked \
-  FROM rooms r \
- WHERE r.id = ANY($1) \
- ORDER BY r.id \
-   FOR NO KEY UPDATE OF r";
+// Every lookup below is a `LATERAL` subquery with `LIMIT 1`: PostgreSQL
+// then always runs it as a lookup per send (an index scan), never as a
+// hash of the whole table, whatever the statistics said when the statement
+// was planned (a server started on an empty table would otherwise keep a
+// plan that scans every message of every batch).
+
+/// Locks the batch's rooms, given in id order (so that two batches never
+/// wait on each other in a cycle), and reads what a send needs of them.
+pub(crate) const LOCK_ROOMS: &str = "\
+SELECT r.id, r.kind, r.blocked \
+  FROM unnest($1::uuid[]) WITH ORDINALITY AS q(id, n) \
+ CROSS JOIN LATERAL ( \
+       SELECT r.id, r.kind, \
+              COALESCE(r.direct_user_a <> r.direct_user_b AND EXISTS ( \
+                  SELECT 1 FROM blocks b \
+                   WHERE (b.blocker_id = r.direct_user_a AND b.blocked_id = r.direct_user_b) \
+                      OR (b.blocker_id = r.direct_user_b AND b.blocked_id = r.direct_user_a)), \
+                  false) AS blocked \
+         FROM rooms r WHERE r.id = q.id LIMIT 1 FOR NO KEY UPDATE) r \
+ ORDER BY q.n";
 
 /// Everything each send is decided on, read after the locks (read
 /// committed: each statement sees what committed before it began).
-const FACTS: &str = "\
+pub(crate) const FACTS: &str = "\
 SELECT s.i, \
-       (m.user_id IS NOT NULL) AS member, \
+       (m.member IS NOT NULL) AS member, \
        u.username, u.display_name, \
-       (SELECT e.id FROM messages e \
-         WHERE e.room_id = s.room AND e.sender_id = s.sender AND e.client_msg_id = s.key) \
-           AS existing, \
-       EXISTS (SELECT 1 FROM messages x WHERE x.id = s.id) AS id_taken, \
-       (s.reply IS NULL OR EXISTS ( \
-           SELECT 1 FROM messages p WHERE p.room_id = s.room AND p.id = s.reply)) AS reply_ok, \
+       e.id AS existing, \
+       (x.taken IS NOT NULL) AS id_taken, \
+       (s.reply IS NULL OR p.found IS NOT NULL) AS reply_ok, \
        a.id AS a_id, a.uploader_id AS a_uploader, a.filename AS a_filename, \
        a.content_type AS a_content_type, a.size AS a_size, a.created_at AS a_created_at \
   FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[]) \
            WITH ORDINALITY AS s(id, room, sender, reply, attachment, key, i) \
-  LEFT JOIN memberships m ON m.room_id = s.room AND m.user_id = s.sender \
-  LEFT JOIN users u ON u.id = s.sender \
-  LEFT JOIN attachments a ON a.id = s.attachment";
+  LEFT JOIN LATERAL (SELECT true AS member FROM memberships \
+                      WHERE room_id = s.room AND user_id = s.sender LIMIT 1) m ON true \
+  LEFT JOIN LATERAL (SELECT username, display_name FROM users \
+                      WHERE id = s.sender LIMIT 1) u ON true \
+  LEFT JOIN LATERAL (SELECT id FROM messages \
+                      WHERE room_id = s.room AND sender_id = s.sender AND client_msg_id = s.key \
+                      LIMIT 1) e ON true \
+  LEFT JOIN LATERAL (SELECT true AS taken FROM messages WHERE id = s.id LIMIT 1) x ON true \
+  LEFT JOIN LATERAL (SELECT true AS found FROM messages \
+                      WHERE room_id = s.room AND id = s.reply LIMIT 1) p ON true \
+  LEFT JOIN LATERAL (SELECT id, uploader_id, filename, content_type, size, created_at \
+                       FROM attachments WHERE id = s.attachment LIMIT 1) a ON true";
 
 /// Allocates each room's k seqs and versions in one statement.
 const BUMP: &str = "\
@@ -397,19 +411,20 @@ async fn decide_and_write(
     c: &mut Conn,
     batch: &[NewMessage],
 ) -> Result<Vec<Result<Appended, SendRefused>>, TxError> {
+    // In id order: the order the locks are taken in.
     let room_ids: Vec<Uuid> = {
-        let set: HashSet<Uuid> = batch.iter().map(|n| n.room_id.0).collect();
+        let set: std::collections::BTreeSet<Uuid> = batch.iter().map(|n| n.room_id.0).collect();
         set.into_iter().collect()
     };
-    let rooms: HashMap<Uuid, LockedRoom> = diesel::sql_query(LOCK_ROOMS)
-        .bind::<Array<SqlUuid>, _>(&room_ids)
+    let rooms: HashMap<Uuid, LockedRoom> = Prepared::new(LOCK_ROOMS)
+        .bind::<Array<SqlUuid>, _>(room_ids)
         .load::<LockedRoom>(c)
         .await?
         .into_iter()
         .map(|r| (r.id, r))
         .collect();
 
-    let facts: Vec<Facts> = diesel::sql_query(FACTS)
+    let facts: Vec<Facts> = Prepared::new(FACTS)
         .bind::<Array<SqlUuid>, _>(batch.iter().map(|n| n.id.0).collect::<Vec<_>>())
         .bind::<Array<SqlUuid>, _>(batch.iter().map(|n| n.room_id.0).collect::<Vec<_>>())
         .bind::<Array<SqlUuid>, _>(batch.iter().map(|n| n.sender.0).collect::<Vec<_>>())
@@ -466,7 +481,7 @@ async fn decide_and_write(
             .values()
             .map(|v| batch[v[v.len() - 1]].created_at)
             .collect();
-        let bumped: Vec<Bumped> = diesel::sql_query(BUMP)
+        let bumped: Vec<Bumped> = Prepared::new(BUMP)
             .bind::<Array<SqlUuid>, _>(ids)
             .bind::<Array<BigInt>, _>(ks)
             .bind::<Array<Timestamptz>, _>(ats)
@@ -589,7 +604,7 @@ async fn insert(
         .collect();
     let n = |a: &Accepted| &batch[a.at];
     let seq_version = |a: &Accepted| numbered.get(&a.at).copied().unwrap_or((0, 0));
-    diesel::sql_query(INSERT)
+    Prepared::new(INSERT)
         .bind::<Array<SqlUuid>, _>(accepted.iter().map(|a| n(a).id.0).collect::<Vec<_>>())
         .bind::<Array<SqlUuid>, _>(accepted.iter().map(|a| n(a).room_id.0).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(
@@ -603,12 +618,12 @@ async fn insert(
             accepted
                 .iter()
                 .map(|a| message_kind_str(a.kind))
-                .collect::<Vec<_>>(),
+                .collect::<Vec<&'static str>>(),
         )
         .bind::<Array<Text>, _>(
             accepted
                 .iter()
-                .map(|a| n(a).content.as_str())
+                .map(|a| n(a).content.as_str().to_owned())
                 .collect::<Vec<_>>(),
         )
         .bind::<Array<Nullable<SqlUuid>>, _>(
@@ -626,7 +641,7 @@ async fn insert(
         .bind::<Array<Nullable<Text>>, _>(
             accepted
                 .iter()
-                .map(|a| n(a).client_msg_id.as_ref().map(|k| k.as_str()))
+                .map(|a| n(a).client_msg_id.as_ref().map(|k| k.as_str().to_owned()))
                 .collect::<Vec<_>>(),
         )
         .bind::<Array<Timestamptz>, _>(accepted.iter().map(|a| n(a).created_at).collect::<Vec<_>>())
