@@ -10,6 +10,8 @@
 #[path = "e2e/support.rs"]
 mod support;
 
+#[path = "e2e/multinode.rs"]
+mod multinode;
 #[path = "e2e/ops.rs"]
 mod ops;
 #[path = "e2e/realtime.rs"]

@@ -23,6 +23,7 @@
 mod attachments;
 mod blocks;
 mod error;
+mod markers;
 mod messages;
 mod page;
 mod prepared;
@@ -52,6 +53,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use crate::error::{TxError, map_pool};
+use crate::markers::Marks;
 use crate::writer::Writers;
 pub use crate::writer::{WriterConfig, WriterStats};
 
@@ -151,6 +153,7 @@ pub struct PgStore {
     pool: Pool<Conn>,
     config: PgConfig,
     writers: Writers,
+    marks: Marks,
 }
 
 impl fmt::Debug for PgStore {
@@ -190,21 +193,24 @@ impl PgStore {
     /// (and [`PgStore::ping`] false) until it is back.
     pub async fn connect(config: &PgConfig) -> Result<Self, StoreError> {
         let pool = build_pool(config, config.max_size, RecyclingMethod::Verified)?;
-        // The writers have connections of their own: reads never make a
-        // commit wait for a connection, nor the other way round. They skip
-        // the test query on every checkout (a round trip per batch): a
-        // connection that died with the server fails its batch, whose sends
-        // all fail as `Unavailable` (never acknowledged), and is dropped.
+        // The batch writers (sends, markers) have connections of their
+        // own: reads never make a commit wait for a connection, nor the
+        // other way round. They skip the test query on every checkout (a
+        // round trip per batch): a connection that died with the server
+        // fails its batch, whose calls all fail as `Unavailable` (never
+        // acknowledged), and is dropped.
         let writer_pool = build_pool(
             config,
-            config.writer.lanes.max(1) + 1,
+            config.writer.lanes.max(1) + 2,
             RecyclingMethod::Fast,
         )?;
-        let writers = Writers::start(writer_pool, config.call_deadline(), config.writer);
+        let writers = Writers::start(writer_pool.clone(), config.call_deadline(), config.writer);
+        let marks = Marks::start(writer_pool, config.call_deadline());
         let store = Self {
             pool,
             config: config.clone(),
             writers,
+            marks,
         };
         if config.run_migrations {
             let applied = store.migrate().await?;

@@ -18,6 +18,7 @@ use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::error::TxError;
+use crate::markers::Mark;
 use crate::page::{overfetch, time_cursor, time_position};
 use crate::rows::{
     AttachmentRow, MessageParts, MessageRow, RoomSummaryRow, SenderRow, to_i64, to_message, to_u64,
@@ -644,32 +645,15 @@ impl MessageRepo for PgStore {
     }
 
     async fn mark_read(&self, room: RoomId, user: UserId, seq: u64) -> Result<bool, StoreError> {
+        // Batched with every other marker write: see the `markers` module.
         let seq = to_i64(seq, "seq")?;
-        self.query(move |c| {
-            Box::pin(async move {
-                // One statement. The row changes exactly when the read marker
-                // moves forward (delivered is never behind read, so it only
-                // ever moves along with it here); a new row moves it from 0.
-                // No such room breaks the foreign key: NotFound.
-                let written = diesel::sql_query(
-                    "INSERT INTO read_markers AS m \
-                         (room_id, user_id, last_read_seq, last_delivered_seq) \
-                     VALUES ($1, $2, $3, $3) \
-                     ON CONFLICT (room_id, user_id) DO UPDATE \
-                     SET last_read_seq = EXCLUDED.last_read_seq, \
-                         last_delivered_seq = \
-                             GREATEST(m.last_delivered_seq, EXCLUDED.last_delivered_seq) \
-                     WHERE m.last_read_seq < EXCLUDED.last_read_seq",
-                )
-                .bind::<diesel::sql_types::Uuid, _>(room.0)
-                .bind::<diesel::sql_types::Uuid, _>(user.0)
-                .bind::<diesel::sql_types::BigInt, _>(seq)
-                .execute(c)
-                .await?;
-                Ok(written == 1 && seq > 0)
+        self.marks
+            .mark(Mark::Read {
+                room: room.0,
+                user: user.0,
+                seq,
             })
-        })
-        .await
+            .await
     }
 
     async fn mark_delivered(
@@ -679,30 +663,13 @@ impl MessageRepo for PgStore {
         seq: u64,
     ) -> Result<bool, StoreError> {
         let seq = to_i64(seq, "seq")?;
-        self.query(move |c| {
-            Box::pin(async move {
-                // One statement. The row changes exactly when the delivered
-                // marker moves forward; the read marker stays (delivered is
-                // never behind it, so neither is the new value). A new row
-                // starts with nothing read. No such room breaks the foreign
-                // key: NotFound.
-                let written = diesel::sql_query(
-                    "INSERT INTO read_markers AS m \
-                         (room_id, user_id, last_read_seq, last_delivered_seq) \
-                     VALUES ($1, $2, 0, $3) \
-                     ON CONFLICT (room_id, user_id) DO UPDATE \
-                     SET last_delivered_seq = EXCLUDED.last_delivered_seq \
-                     WHERE m.last_delivered_seq < EXCLUDED.last_delivered_seq",
-                )
-                .bind::<diesel::sql_types::Uuid, _>(room.0)
-                .bind::<diesel::sql_types::Uuid, _>(user.0)
-                .bind::<diesel::sql_types::BigInt, _>(seq)
-                .execute(c)
-                .await?;
-                Ok(written == 1 && seq > 0)
+        self.marks
+            .mark(Mark::Delivered {
+                room: room.0,
+                user: user.0,
+                seq,
             })
-        })
-        .await
+            .await
     }
 }
 

@@ -10,6 +10,7 @@ use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::PgStore;
+use crate::markers::Mark;
 use crate::page::overfetch;
 use crate::rows::{NewUserRow, UserRow};
 use crate::schema::users;
@@ -191,18 +192,10 @@ impl UserRepo for PgStore {
     }
 
     async fn set_last_seen(&self, user: UserId, at: Timestamp) -> Result<(), StoreError> {
-        self.query(move |c| {
-            Box::pin(async move {
-                let updated = diesel::update(users::table.find(user.0))
-                    .set(users::last_seen_at.eq(at))
-                    .execute(c)
-                    .await?;
-                if updated == 0 {
-                    return Err(StoreError::NotFound.into());
-                }
-                Ok(())
-            })
-        })
-        .await
+        // Batched with the marker writes: see the `markers` module.
+        self.marks
+            .mark(Mark::Seen { user: user.0, at })
+            .await
+            .map(|_| ())
     }
 }

@@ -263,7 +263,7 @@ async fn replayed(pool: &Pool<Conn>, deadline: Duration, new: &NewMessage) -> An
 
 /// A copy of a batch's error for each of its sends (the source is not
 /// `Clone`, so its text stands in for it).
-fn same_error(e: &StoreError) -> StoreError {
+pub(crate) fn same_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::NotFound => StoreError::NotFound,
         StoreError::Conflict(c) => StoreError::Conflict(*c),

@@ -351,3 +351,68 @@ async fn the_lookups_stay_index_lookups_when_planned_on_empty_tables() {
         );
     }
 }
+
+/// Marker writes are batched too, and each keeps its own answer: in one
+/// batch, a mark on a room that does not exist is `NotFound` alone, one
+/// user's marks of one room apply in order ("moved" as one call at a time
+/// would say), and last-seen times land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn marker_writes_in_one_batch_keep_their_own_answers() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let s = store.clone().stores();
+    let alice = user(&s, "alice").await;
+    let bob = user(&s, "bob").await;
+    let r = room(&s, alice, &[bob]).await;
+    for i in 0..5 {
+        s.messages
+            .append(&message(r, alice, &format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    // A first mark makes alice's row, which the test then holds locked.
+    assert!(s.messages.mark_read(r, alice, 1).await.unwrap());
+    let mut locker = db.connect().await;
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM read_markers WHERE room_id = '{}' AND user_id = '{}' FOR UPDATE;",
+            r.0, alice.0
+        ))
+        .await
+        .unwrap();
+    let first = {
+        let m = s.messages.clone();
+        tokio::spawn(async move { m.mark_read(r, alice, 2).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ghost = RoomId(Uuid::now_v7());
+    let m = s.messages.clone();
+    let u = s.users.clone();
+    let rest = tokio::spawn(async move {
+        tokio::join!(
+            m.mark_read(r, alice, 4),
+            m.mark_read(r, alice, 3),
+            m.mark_delivered(r, bob, 5),
+            m.mark_read(ghost, bob, 1),
+            u.set_last_seen(bob, at(99)),
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    locker.batch_execute("COMMIT").await.unwrap();
+
+    assert!(first.await.unwrap().unwrap());
+    let (four, three, delivered, ghostly, seen) = rest.await.unwrap();
+    assert!(four.unwrap(), "2 -> 4 moves");
+    assert!(!three.unwrap(), "4 -> 3 never moves back");
+    assert!(delivered.unwrap());
+    assert!(matches!(ghostly, Err(chat_ports::StoreError::NotFound)));
+    seen.unwrap();
+    let a = s.messages.markers(r, alice).await.unwrap();
+    assert_eq!((a.last_read_seq, a.last_delivered_seq), (4, 4));
+    let b = s.messages.markers(r, bob).await.unwrap();
+    assert_eq!((b.last_read_seq, b.last_delivered_seq), (0, 5));
+    assert_eq!(
+        s.users.find(bob).await.unwrap().unwrap().last_seen_at,
+        Some(at(99))
+    );
+}
