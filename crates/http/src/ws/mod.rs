@@ -16,6 +16,8 @@ use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReaso
 use bytestring::ByteString;
 use chat_app::AuthContext;
 use chat_domain::RoomId;
+use futures_util::future::LocalBoxFuture;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -33,6 +35,12 @@ pub const PING_EVERY: Duration = Duration::from_secs(20);
 pub const SILENCE: Duration = Duration::from_secs(60);
 /// How long a close frame may wait behind a client that does not read.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(10);
+/// `message:send` frames of one connection in flight at once. Sends are
+/// handed to the store in the order they came (so one client's messages to
+/// a room keep their order) and committed together; their `ack`s go out in
+/// that order too. Past this many the connection reads no further frames
+/// until one is answered.
+pub const MAX_SENDS_IN_FLIGHT: usize = 64;
 
 /// `?token=` for browsers, which cannot set headers on a WebSocket.
 #[derive(Deserialize)]
@@ -154,10 +162,16 @@ impl Connection {
         let mut heartbeat = tokio::time::interval(PING_EVERY);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heard = Instant::now();
+        let mut sends: FuturesOrdered<LocalBoxFuture<'static, ByteString>> = FuturesOrdered::new();
         loop {
             tokio::select! {
                 biased;
                 why = closer.closed() => return End::Close(why.code(), why.reason()),
+                Some(reply) = sends.next(), if !sends.is_empty() => {
+                    if let Err(end) = self.write(closer, reply).await {
+                        return end;
+                    }
+                }
                 frame = queue.recv() => {
                     let Some(frame) = frame else { return End::Gone };
                     if let Err(end) = self.write(closer, frame).await {
@@ -170,23 +184,21 @@ impl Connection {
                         }
                     }
                 }
-                msg = stream.recv() => {
+                msg = stream.recv(), if sends.len() < MAX_SENDS_IN_FLIGHT => {
                     heard = Instant::now();
+                    let bytes = match &msg {
+                        Some(Ok(AggregatedMessage::Text(text))) => Some(text.as_bytes().clone()),
+                        Some(Ok(AggregatedMessage::Binary(bytes))) => Some(bytes.clone()),
+                        _ => None,
+                    };
+                    if let Some(bytes) = bytes {
+                        if let Err(end) = self.take(closer, &bytes, &mut sends).await {
+                            return end;
+                        }
+                        continue;
+                    }
                     match msg {
-                        Some(Ok(AggregatedMessage::Text(text))) => {
-                            if let Some(reply) = self.handle(text.as_bytes()).await
-                                && let Err(end) = self.write(closer, reply).await
-                            {
-                                return end;
-                            }
-                        }
-                        Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                            if let Some(reply) = self.handle(&bytes).await
-                                && let Err(end) = self.write(closer, reply).await
-                            {
-                                return end;
-                            }
-                        }
+                        Some(Ok(AggregatedMessage::Text(_) | AggregatedMessage::Binary(_))) => {}
                         Some(Ok(AggregatedMessage::Ping(p))) => {
                             if self.session.pong(&p).await.is_err() {
                                 return End::Gone;
@@ -212,6 +224,53 @@ impl Connection {
         }
     }
 
+    /// Takes one client frame. A `message:send` joins the sends in flight
+    /// (its store call starts now, in the order frames came); any other
+    /// frame first waits for those to be answered, so that it never
+    /// overtakes a send (a `read` of a message just sent, say), and is then
+    /// answered here.
+    async fn take(
+        &mut self,
+        closer: &hub::Closer,
+        bytes: &[u8],
+        sends: &mut FuturesOrdered<LocalBoxFuture<'static, ByteString>>,
+    ) -> Result<(), End> {
+        let frame: frames::In = match parse_json(bytes) {
+            Ok(f) => f,
+            Err(e) => return self.write(closer, frames::error(&e, None)).await,
+        };
+        if frame.kind == "message:send" {
+            let state = self.state.clone();
+            let me = self.auth.user_id;
+            let mut send: LocalBoxFuture<'static, ByteString> = Box::pin(async move {
+                let reference = frame.reference.as_deref();
+                match send_frame(&state, me, &frame).await {
+                    Ok((kind, payload)) => frames::frame(kind, payload, reference),
+                    Err(e) => frames::error(&e, reference),
+                }
+            });
+            // Polled once here, so that the send reaches the store's queue
+            // before the next frame is read: the order frames came in.
+            let waker = futures_util::task::noop_waker();
+            if let std::task::Poll::Ready(reply) = send
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&waker))
+            {
+                sends.push_back(Box::pin(std::future::ready(reply)));
+            } else {
+                sends.push_back(send);
+            }
+            return Ok(());
+        }
+        while let Some(reply) = sends.next().await {
+            self.write(closer, reply).await?;
+        }
+        match self.handle(frame).await {
+            Some(reply) => self.write(closer, reply).await,
+            None => Ok(()),
+        }
+    }
+
     /// Writes one frame; gives up at once if the hub asks to close meanwhile
     /// (a write waits while the client does not read).
     async fn write(&mut self, closer: &hub::Closer, frame: ByteString) -> Result<(), End> {
@@ -224,11 +283,7 @@ impl Connection {
 
     /// Answers one client frame: `Some(reply)`, or `None` for frames that
     /// have none. A bad frame gets an `error`; the connection stays.
-    async fn handle(&self, bytes: &[u8]) -> Option<ByteString> {
-        let frame: frames::In = match parse_json(bytes) {
-            Ok(f) => f,
-            Err(e) => return Some(frames::error(&e, None)),
-        };
+    async fn handle(&self, frame: frames::In) -> Option<ByteString> {
         let reference = frame.reference.as_deref();
         match self.dispatch(&frame).await {
             Ok(reply) => reply.map(|(kind, payload)| frames::frame(kind, payload, reference)),
@@ -244,25 +299,7 @@ impl Connection {
         let me = self.auth.user_id;
         let payload = || frame.payload.clone();
         match frame.kind.as_str() {
-            "message:send" => {
-                #[derive(Deserialize)]
-                struct Send {
-                    room_id: uuid::Uuid,
-                    #[serde(flatten)]
-                    message: SendMessageRequest,
-                }
-                let send: Send = from_value(payload())?;
-                let draft = crate::routes::parse_draft(send.message)?;
-                self.state.limits.message(me)?;
-                let sent = app.messages.send(me, RoomId(send.room_id), draft).await?;
-                if sent.created {
-                    self.state.metrics.message_persisted();
-                }
-                Ok(Some((
-                    "ack",
-                    serde_json::json!({"message": MessageDto::from(sent.message)}),
-                )))
-            }
+            "message:send" => send_frame(&self.state, me, frame).await.map(Some),
             "typing" => {
                 let r: frames::RoomRef = from_value(payload())?;
                 app.live.typing(me, RoomId(r.room_id)).await?;
@@ -298,6 +335,35 @@ impl Connection {
             )),
         }
     }
+}
+
+/// A `message:send` frame: the `ack` with the message, or the error.
+async fn send_frame(
+    state: &State,
+    me: chat_domain::UserId,
+    frame: &frames::In,
+) -> Result<(&'static str, serde_json::Value), ApiError> {
+    #[derive(Deserialize)]
+    struct Send {
+        room_id: uuid::Uuid,
+        #[serde(flatten)]
+        message: SendMessageRequest,
+    }
+    let send: Send = from_value(frame.payload.clone())?;
+    let draft = crate::routes::parse_draft(send.message)?;
+    state.limits.message(me)?;
+    let sent = state
+        .app
+        .messages
+        .send(me, RoomId(send.room_id), draft)
+        .await?;
+    if sent.created {
+        state.metrics.message_persisted();
+    }
+    Ok((
+        "ack",
+        serde_json::json!({"message": MessageDto::from(sent.message)}),
+    ))
 }
 
 fn seq(n: i64) -> Result<u64, ApiError> {

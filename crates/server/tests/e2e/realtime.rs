@@ -755,3 +755,60 @@ both!(read_frames_move_receipts, |store| async move {
     assert_eq!(err["payload"]["code"], "validation");
     assert_eq!(err["ref"], "x");
 });
+
+both!(
+    pipelined_sends_keep_their_order_and_a_read_waits_for_them,
+    |store| async move {
+        // A client that sends without waiting for each ack: every send is
+        // acknowledged, acks come back in the order the frames went, the
+        // seqs follow that order, and a `read` sent right behind them is
+        // applied after them (it names the last seq, which must exist).
+        let s = Server::start(store).await;
+        let alice = s.user("alice").await;
+        let room = s.room(&alice, "private").await;
+        let mut a = s.connect(&alice.token).await;
+        const N: usize = 40;
+        for i in 0..N {
+            a.send(
+                "message:send",
+                json!({"room_id": room, "content": format!("m{i}"), "client_msg_id": format!("k{i}")}),
+                Some(&format!("r{i}")),
+            )
+            .await;
+        }
+        a.send("read", json!({"room_id": room, "seq": N}), Some("read"))
+            .await;
+        let mut acks = Vec::new();
+        while acks.len() < N {
+            let f = a.next().await;
+            match f["type"].as_str() {
+                Some("ack") => acks.push(f),
+                Some("error") => panic!("a send failed: {f}"),
+                _ => {}
+            }
+        }
+        for (i, ack) in acks.iter().enumerate() {
+            assert_eq!(ack["ref"], format!("r{i}").as_str());
+            assert_eq!(
+                ack["payload"]["message"]["content"],
+                format!("m{i}").as_str()
+            );
+            assert_eq!(ack["payload"]["message"]["seq"], i + 1);
+        }
+        // The read marker landed after the sends: no error came back, and
+        // the receipts say so.
+        assert!(
+            a.drain().await.iter().all(|f| f["type"] != "error"),
+            "the read was refused"
+        );
+        let receipts = s
+            .ok(
+                "GET",
+                &format!("/api/v1/rooms/{room}/receipts"),
+                &alice.token,
+                None,
+            )
+            .await;
+        assert_eq!(receipts["items"][0]["last_read_seq"], N);
+    }
+);
