@@ -63,7 +63,9 @@ pub struct WriterConfig {
 impl Default for WriterConfig {
     fn default() -> Self {
         Self {
-            lanes: 2,
+            // One measured best on two cores (docs/PERFORMANCE.md): bigger
+            // batches beat two transactions in flight.
+            lanes: 1,
             max_batch: 256,
             queue: 4096,
         }
