@@ -115,12 +115,16 @@ impl ApiError {
         )
     }
 
+    /// 503, with `retry_after` in the body too, so that a WebSocket
+    /// client (which sees no header) knows when to try again.
     fn unavailable() -> Self {
-        Self::new(
+        let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "Service temporarily unavailable, try again",
-        )
+        );
+        e.body.retry_after = Some(1);
+        e
     }
 
     /// A query string that does not fit its parameters, naming the

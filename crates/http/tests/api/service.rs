@@ -501,3 +501,135 @@ async fn invalid_utf8_in_a_text_query_is_never_a_server_fault() {
         }
     }
 }
+
+/// A store that takes no sends right now (its write queue is full): every
+/// other call goes through.
+struct Full(std::sync::Arc<dyn chat_ports::MessageRepo>);
+
+#[async_trait::async_trait]
+impl chat_ports::MessageRepo for Full {
+    async fn append(
+        &self,
+        _: &chat_ports::NewMessage,
+    ) -> Result<chat_ports::Appended, chat_ports::AppendError> {
+        Err(chat_ports::StoreError::unavailable("the send queue is full").into())
+    }
+    async fn find(
+        &self,
+        id: chat_domain::MessageId,
+        viewer: chat_domain::UserId,
+    ) -> Result<Option<chat_domain::Message>, chat_ports::StoreError> {
+        self.0.find(id, viewer).await
+    }
+    async fn history(
+        &self,
+        room: chat_domain::RoomId,
+        query: chat_domain::HistoryQuery,
+        viewer: chat_domain::UserId,
+    ) -> Result<chat_ports::History, chat_ports::StoreError> {
+        self.0.history(room, query, viewer).await
+    }
+    async fn edit(
+        &self,
+        id: chat_domain::MessageId,
+        content: &chat_domain::MessageContent,
+        at: chat_domain::Timestamp,
+        viewer: chat_domain::UserId,
+    ) -> Result<Option<chat_domain::Message>, chat_ports::StoreError> {
+        self.0.edit(id, content, at, viewer).await
+    }
+    async fn delete(
+        &self,
+        id: chat_domain::MessageId,
+        viewer: chat_domain::UserId,
+    ) -> Result<Option<chat_domain::Message>, chat_ports::StoreError> {
+        self.0.delete(id, viewer).await
+    }
+    async fn react(
+        &self,
+        id: chat_domain::MessageId,
+        user: chat_domain::UserId,
+        emoji: &str,
+        add: bool,
+        at: chat_domain::Timestamp,
+    ) -> Result<Option<chat_ports::Reacted>, chat_ports::StoreError> {
+        self.0.react(id, user, emoji, add, at).await
+    }
+    async fn reactors(
+        &self,
+        id: chat_domain::MessageId,
+    ) -> Result<Vec<chat_ports::Reactors>, chat_ports::StoreError> {
+        self.0.reactors(id).await
+    }
+    async fn search(
+        &self,
+        viewer: chat_domain::UserId,
+        search: &chat_ports::MessageSearch,
+        page: &chat_ports::PageRequest,
+    ) -> Result<chat_ports::Page<chat_ports::SearchHit>, chat_ports::StoreError> {
+        self.0.search(viewer, search, page).await
+    }
+    async fn receipts(
+        &self,
+        room: chat_domain::RoomId,
+        page: &chat_ports::PageRequest,
+    ) -> Result<chat_ports::Page<chat_ports::Receipt>, chat_ports::StoreError> {
+        self.0.receipts(room, page).await
+    }
+    async fn markers(
+        &self,
+        room: chat_domain::RoomId,
+        user: chat_domain::UserId,
+    ) -> Result<chat_ports::Markers, chat_ports::StoreError> {
+        self.0.markers(room, user).await
+    }
+    async fn mark_read(
+        &self,
+        room: chat_domain::RoomId,
+        user: chat_domain::UserId,
+        seq: u64,
+    ) -> Result<bool, chat_ports::StoreError> {
+        self.0.mark_read(room, user, seq).await
+    }
+    async fn mark_delivered(
+        &self,
+        room: chat_domain::RoomId,
+        user: chat_domain::UserId,
+        seq: u64,
+    ) -> Result<bool, chat_ports::StoreError> {
+        self.0.mark_delivered(room, user, seq).await
+    }
+}
+
+/// A store too busy to take a send (the group-commit queue full) answers
+/// 503 `unavailable` with `Retry-After`, and `retry_after` in the body for
+/// clients that see no header (a WebSocket's `error` frame carries the
+/// same body); nothing is stored.
+#[actix_rt::test]
+async fn a_send_the_store_cannot_take_now_is_503_with_retry_after() {
+    let api = Api::with(Options {
+        messages: Some(|inner| std::sync::Arc::new(Full(inner))),
+        ..Options::default()
+    })
+    .await;
+    let alice = api.user("alice").await;
+    let room = api.public_room(&alice, "busy").await;
+    let body = serde_json::json!({"content": "hello", "client_msg_id": "k1"});
+    let r = api
+        .request(
+            Method::POST,
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&format!("Bearer {}", alice.token)),
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.body["code"], "unavailable");
+    assert_eq!(r.body["retry_after"], 1);
+    assert_eq!(
+        r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let h = api.history(&alice, &room, "").await;
+    assert_eq!(h["messages"].as_array().map(Vec::len), Some(0), "{h}");
+}

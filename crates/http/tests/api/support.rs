@@ -37,6 +37,8 @@ pub struct Options {
     pub readiness: Vec<Arc<dyn chat_http::Readiness>>,
     pub settings: chat_http::HttpSettings,
     pub limits: chat_http::LimitSettings,
+    /// Wraps the message repository (a test double in front of the store).
+    pub messages: Option<fn(Arc<dyn chat_ports::MessageRepo>) -> Arc<dyn chat_ports::MessageRepo>>,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
             readiness: Vec::new(),
             settings: Default::default(),
             limits: Default::default(),
+            messages: None,
         }
     }
 }
@@ -77,7 +80,10 @@ impl Api {
 
     pub async fn with(o: Options) -> Self {
         // The test binary's root says which store the suite runs on.
-        let (stores, guard) = crate::fresh_stores().await;
+        let (mut stores, guard) = crate::fresh_stores().await;
+        if let Some(wrap) = o.messages {
+            stores.messages = wrap(stores.messages);
+        }
         let bus = Arc::new(RecordingBus::default());
         let hub = chat_http::ws::Hub::start(chat_ports::EventBus::subscribe(&*bus));
         let state = chat_http::State {

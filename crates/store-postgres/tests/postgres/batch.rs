@@ -416,3 +416,47 @@ async fn marker_writes_in_one_batch_keep_their_own_answers() {
         Some(at(99))
     );
 }
+
+/// The queue is bounded: with the writer stuck behind a lock and its queue
+/// full, a further send fails at once as `Unavailable` (503 with
+/// `Retry-After` over HTTP) instead of waiting; the queued ones commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_queue_refuses_at_once() {
+    let db = TestDb::create().await;
+    let config = chat_store_postgres::PgConfig {
+        writer: WriterConfig {
+            lanes: 1,
+            max_batch: 256,
+            queue: 1,
+        },
+        ..test_config(db.url().to_owned())
+    };
+    let store = Arc::new(PgStore::connect(&config).await.unwrap());
+    let s = store.clone().stores();
+    let alice = user(&s, "alice").await;
+    let r = room(&s, alice, &[]).await;
+    let mut locker = hold(&db, r).await;
+    let stuck = spawn_send(&s, message(r, alice, "first"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let queued = spawn_send(&s, message(r, alice, "second"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = s.messages.append(&message(r, alice, "third")).await;
+    assert!(
+        matches!(
+            refused,
+            Err(AppendError::Store(chat_ports::StoreError::Unavailable(_)))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store
+            .writer_stats()
+            .rejected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    locker.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(new_one(&stuck.await.unwrap()).seq, 1);
+    assert_eq!(new_one(&queued.await.unwrap()).seq, 2);
+    assert_eq!(seqs_of(&s, r, alice).await, vec![1, 2]);
+}
