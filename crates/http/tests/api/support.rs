@@ -29,6 +29,9 @@ pub struct Reply {
 
 type Caller = Box<dyn Fn(TestRequest) -> Pin<Box<dyn Future<Output = Reply>>>>;
 
+/// Puts a test double in front of the message repository.
+pub type WrapMessages = fn(Arc<dyn chat_ports::MessageRepo>) -> Arc<dyn chat_ports::MessageRepo>;
+
 /// How to build an app that differs from the default one.
 pub struct Options {
     pub hasher: Arc<dyn PasswordHasher>,
@@ -38,7 +41,7 @@ pub struct Options {
     pub settings: chat_http::HttpSettings,
     pub limits: chat_http::LimitSettings,
     /// Wraps the message repository (a test double in front of the store).
-    pub messages: Option<fn(Arc<dyn chat_ports::MessageRepo>) -> Arc<dyn chat_ports::MessageRepo>>,
+    pub messages: Option<WrapMessages>,
 }
 
 impl Default for Options {
