@@ -43,6 +43,8 @@ pub enum StartError {
         #[source]
         source: StoreError,
     },
+    #[error("Redis (the event bus between nodes)")]
+    Redis(#[source] chat_bus_redis::BusError),
 }
 
 /// A server ready to run, and the port it listens on.
@@ -84,7 +86,7 @@ impl Application {
         }
         let (stores, readiness, pool) = open_store(settings).await?;
         let blobs = open_blobs(settings).await?;
-        let bus = Arc::new(LocalBus::new());
+        let bus = open_bus(settings).await?;
         let hub = chat_http::ws::Hub::start(bus.subscribe());
         let app = App::new(Deps {
             stores,
@@ -241,6 +243,23 @@ fn pg_config(settings: &Settings, url: &str) -> PgConfig {
         },
         ..PgConfig::new(url)
     }
+}
+
+/// The Redis bus when a Redis URL is configured (several nodes), the
+/// in-process bus otherwise (one node).
+async fn open_bus(settings: &Settings) -> Result<Arc<dyn EventBus>, StartError> {
+    let Some(url) = settings.redis.url.as_deref() else {
+        return Ok(Arc::new(LocalBus::new()));
+    };
+    let config = chat_bus_redis::RedisConfig {
+        channel: settings.redis.channel.clone(),
+        ..chat_bus_redis::RedisConfig::new(url)
+    };
+    let bus = chat_bus_redis::RedisBus::connect(&config)
+        .await
+        .map_err(StartError::Redis)?;
+    tracing::info!(node = %bus.node(), channel = %config.channel, "events shared with the other nodes through Redis");
+    Ok(Arc::new(bus))
 }
 
 /// PostgreSQL when a database URL is configured, the in-memory store otherwise.

@@ -54,6 +54,16 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub limits: LimitSettings,
     pub log: LogSettings,
+    pub redis: RedisSettings,
+}
+
+/// The event bus between server nodes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    /// `redis://host:port`; unset runs one node with the in-process bus.
+    pub url: Secret,
+    /// The pub/sub channel the nodes of one deployment share.
+    pub channel: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +192,7 @@ impl Settings {
             ("HOST", "server.host"),
             ("PORT", "server.port"),
             ("DATABASE_URL", "database.url"),
+            ("REDIS_URL", "redis.url"),
             ("JWT_SECRET", "auth.jwt_secret"),
         ] {
             if let Some(v) = env.get(var) {

@@ -41,9 +41,20 @@ struct Node {
 
 impl Node {
     async fn start(name: &'static str, db: &TestDb, storage: &Path) -> Self {
+        Self::start_with(name, db, storage, &[]).await
+    }
+
+    /// A node with these environment variables besides the usual ones.
+    async fn start_with(
+        name: &'static str,
+        db: &TestDb,
+        storage: &Path,
+        extra: &[(&str, String)],
+    ) -> Self {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .env_clear()
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .env("PORT", "0")
             .env("CHAT_CONFIG_DIR", &config)
             .env("DATABASE_URL", db.url())
@@ -447,4 +458,69 @@ async fn two_nodes() {
         acked.len(),
         started.elapsed(),
     );
+}
+
+/// With `REDIS_URL` set on both, two server processes deliver each other's
+/// events: a REST send on node A and a WebSocket send on node B reach the
+/// sockets on both nodes, once each, and typing crosses too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_cross_nodes_through_redis() {
+    within_budget(async {
+        let db = TestDb::create().await;
+        let storage = TempDir(
+            std::env::temp_dir().join(format!("chat-e2e-redis-{}", uuid::Uuid::new_v4().simple())),
+        );
+        // A channel of this test's own on the shared Redis.
+        let redis = [
+            ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
+            (
+                "CHAT__REDIS__CHANNEL",
+                format!("chat:e2e:{}", uuid::Uuid::new_v4()),
+            ),
+        ];
+        let a = Node::start_with("A", &db, &storage.0, &redis).await;
+        let b = Node::start_with("B", &db, &storage.0, &redis).await;
+        let alice = a.api.user("alice").await;
+        let bob = a.api.user("bob").await;
+        let room = a.api.room(&alice, "public").await;
+        a.api.join(&bob, &room).await;
+        let mut on_a = a.api.connect(&alice.token).await;
+        let mut on_b = b.api.connect(&bob.token).await;
+
+        a.api.send(&alice, &room, "from A over REST").await;
+        for c in [&mut on_a, &mut on_b] {
+            let m = c.next_of("message:new").await;
+            assert_eq!(m["payload"]["message"]["content"], "from A over REST");
+        }
+        on_b.send(
+            "message:send",
+            json!({"room_id": room, "content": "from B over WebSocket"}),
+            Some("b1"),
+        )
+        .await;
+        assert_eq!(on_b.next_of("ack").await["ref"], "b1");
+        for c in [&mut on_a, &mut on_b] {
+            let m = c.next_of("message:new").await;
+            assert_eq!(m["payload"]["message"]["content"], "from B over WebSocket");
+            assert_eq!(m["payload"]["message"]["seq"], 2);
+        }
+        on_b.send("typing", json!({"room_id": room}), None).await;
+        let t = on_a.next_of("typing").await;
+        assert_eq!(t["payload"]["user"]["username"], "bob");
+        // Once each: nothing else is on its way.
+        for c in [&mut on_a, &mut on_b] {
+            assert!(
+                c.drain().await.iter().all(|f| f["type"] != "message:new"),
+                "a message delivered twice"
+            );
+        }
+    })
+    .await;
+}
+
+/// The scenario within [`BUDGET`].
+async fn within_budget(f: impl Future<Output = ()>) {
+    tokio::time::timeout(BUDGET, f)
+        .await
+        .unwrap_or_else(|_| panic!("the scenario took over {BUDGET:?}"));
 }

@@ -1,0 +1,415 @@
+//! The Redis bus against real Redis servers: the shared one on
+//! 127.0.0.1:6379 (each test on a channel of its own), and a private
+//! `redis-server` on a free port for the test that stops and starts it.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed step should fail the test loudly"
+)]
+
+use std::time::Duration;
+
+use chat_bus_redis::{RedisBus, RedisConfig, wire};
+use chat_domain::{
+    Attachment, AttachmentId, DisplayName, Email, Membership, Message, MessageId, MessageKind,
+    ReactionSummary, Role, Room, RoomDescription, RoomId, RoomKind, RoomName, SenderInfo,
+    SessionId, User, UserId, Username,
+};
+use chat_ports::{Event, EventBus, EventStream, Reactors};
+use uuid::Uuid;
+
+fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_767_225_600 + secs, 123_456_000).unwrap()
+}
+
+fn id() -> Uuid {
+    Uuid::now_v7()
+}
+
+fn sender() -> SenderInfo {
+    SenderInfo {
+        id: UserId(id()),
+        username: Username::parse("alice").unwrap(),
+        display_name: "Alice ✨".to_owned(),
+    }
+}
+
+fn room() -> Room {
+    Room {
+        id: RoomId(id()),
+        kind: RoomKind::Direct,
+        name: RoomName::parse("alice, bob").unwrap(),
+        description: RoomDescription::parse("notes").unwrap(),
+        created_by: UserId(id()),
+        created_at: at(1),
+        member_count: 2,
+        last_seq: 7,
+        version: 12,
+        direct_pair: Some((UserId(id()), UserId(id()))),
+    }
+}
+
+fn message() -> Message {
+    Message {
+        id: MessageId(id()),
+        room_id: RoomId(id()),
+        seq: 3,
+        sender: sender(),
+        kind: MessageKind::Image,
+        content: "look \u{1F600}".to_owned(),
+        attachment: Some(Attachment {
+            id: AttachmentId(id()),
+            uploader: UserId(id()),
+            filename: "cat.png".to_owned(),
+            content_type: "image/png".to_owned(),
+            size: 26,
+            created_at: at(2),
+        }),
+        reply_to_id: Some(MessageId(id())),
+        reactions: vec![ReactionSummary {
+            emoji: "👍".to_owned(),
+            count: 2,
+            me: true,
+        }],
+        created_at: at(3),
+        edited_at: Some(at(4)),
+        deleted: false,
+        version: 9,
+    }
+}
+
+/// One event of every kind, with every optional part present somewhere.
+fn every_event() -> Vec<Event> {
+    let (r, u) = (RoomId(id()), UserId(id()));
+    vec![
+        Event::RoomCreated {
+            room: room(),
+            member_ids: vec![u, UserId(id())],
+        },
+        Event::MessageNew { message: message() },
+        Event::MessageUpdated {
+            message: message(),
+            reactors: vec![Reactors {
+                emoji: "👍".to_owned(),
+                user_ids: vec![u],
+            }],
+        },
+        Event::MessageDeleted {
+            room_id: r,
+            id: MessageId(id()),
+            seq: 4,
+            version: 10,
+        },
+        Event::ReactionUpdated {
+            room_id: r,
+            message_id: MessageId(id()),
+            emoji: "🎉".to_owned(),
+            user_id: u,
+            added: true,
+            reactions: vec![("🎉".to_owned(), 1), ("👍".to_owned(), 3)],
+            version: 11,
+        },
+        Event::RoomUpdated { room: room() },
+        Event::RoomDeleted {
+            room_id: r,
+            member_ids: vec![u],
+        },
+        Event::MemberJoined {
+            membership: Membership {
+                room_id: r,
+                user_id: u,
+                role: Role::Admin,
+                joined_at: at(5),
+            },
+            user: User {
+                id: u,
+                username: Username::parse("bob_2").unwrap(),
+                email: Email::parse("bob@example.com").unwrap(),
+                display_name: DisplayName::parse("Bob").unwrap(),
+                avatar: Some(AttachmentId(id())),
+                created_at: at(0),
+                last_seen_at: Some(at(6)),
+            },
+            version: 13,
+        },
+        Event::MemberUpdated {
+            room_id: r,
+            user_id: u,
+            role: Role::Owner,
+            version: 14,
+        },
+        Event::MemberLeft {
+            room_id: r,
+            user_id: u,
+            version: 15,
+        },
+        Event::Read {
+            room_id: r,
+            user_id: u,
+            seq: 7,
+        },
+        Event::Typing {
+            room_id: r,
+            user: sender(),
+        },
+        Event::Presence {
+            user_id: u,
+            online: false,
+            last_seen_at: Some(at(8)),
+            room_ids: vec![r, RoomId(id())],
+        },
+        Event::SessionEnded {
+            user_id: u,
+            session_id: SessionId(id()),
+        },
+    ]
+}
+
+#[test]
+fn every_event_survives_the_wire() {
+    let node = id();
+    for event in every_event() {
+        let bytes = wire::encode(node, &event).unwrap();
+        let (from, back) = wire::decode(&bytes).unwrap();
+        assert_eq!(from, node);
+        assert_eq!(back, event);
+    }
+}
+
+#[test]
+fn a_bad_message_is_an_error_not_a_panic() {
+    assert!(wire::decode(b"not json").is_err());
+    assert!(
+        wire::decode(br#"{"node":"00000000-0000-0000-0000-000000000000","event":{"type":"nope"}}"#)
+            .is_err()
+    );
+    // Well-formed JSON, but a username the domain refuses.
+    let mut bytes = wire::encode(
+        id(),
+        &Event::Typing {
+            room_id: RoomId(id()),
+            user: sender(),
+        },
+    )
+    .unwrap();
+    let text = String::from_utf8(bytes.clone())
+        .unwrap()
+        .replace("\"alice\"", "\"a\"");
+    bytes = text.into_bytes();
+    assert!(matches!(
+        wire::decode(&bytes),
+        Err(wire::WireError::Invalid("username"))
+    ));
+}
+
+fn config(url: &str) -> RedisConfig {
+    RedisConfig {
+        channel: format!("chat:test:{}", id()),
+        ..RedisConfig::new(url)
+    }
+}
+
+async fn next(s: &mut Box<dyn EventStream>) -> Option<Event> {
+    tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn quiet(s: &mut Box<dyn EventStream>) -> bool {
+    tokio::time::timeout(Duration::from_millis(300), s.next())
+        .await
+        .is_err()
+}
+
+fn read(seq: u64) -> Event {
+    Event::Read {
+        room_id: RoomId(Uuid::nil()),
+        user_id: UserId(Uuid::nil()),
+        seq,
+    }
+}
+
+/// Waits until the bus's subscriber connection is up.
+async fn subscribed(bus: &RedisBus) {
+    for _ in 0..100 {
+        if bus
+            .stats()
+            .subscribed
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the bus never subscribed");
+}
+
+/// Two nodes on one channel: what either publishes reaches both, once
+/// each, in the order published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_nodes_once_each_in_order() {
+    let config = config("redis://127.0.0.1:6379");
+    let a = RedisBus::connect(&config).await.unwrap();
+    let b = RedisBus::connect(&config).await.unwrap();
+    let (mut at_a, mut at_b) = (a.subscribe(), b.subscribe());
+    subscribed(&a).await;
+    subscribed(&b).await;
+    for seq in 1..=50 {
+        a.publish(read(seq)).await;
+    }
+    b.publish(read(100)).await;
+    // A hears its own at once and B's from Redis; B hears its own at once,
+    // wherever that falls among A's.
+    let mut heard_a = Vec::new();
+    let mut heard_b = Vec::new();
+    for _ in 0..51 {
+        heard_a.push(next(&mut at_a).await.unwrap());
+        heard_b.push(next(&mut at_b).await.unwrap());
+    }
+    let theirs_in_order: Vec<Event> = (1..=50).map(read).collect();
+    assert_eq!(heard_a[..50], theirs_in_order[..]);
+    assert_eq!(heard_a[50], read(100));
+    let at_b_from_a: Vec<Event> = heard_b
+        .iter()
+        .filter(|e| **e != read(100))
+        .cloned()
+        .collect();
+    assert_eq!(at_b_from_a, theirs_in_order);
+    assert_eq!(heard_b.iter().filter(|e| **e == read(100)).count(), 1);
+    assert!(quiet(&mut at_a).await, "no echo of a node's own events");
+    assert!(quiet(&mut at_b).await);
+    assert_eq!(
+        b.stats()
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed),
+        50
+    );
+}
+
+/// A private `redis-server` of the test's own, on a free port.
+struct PrivateRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (it runs on every machine of this project)");
+        let me = Self { port, child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return me;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Redis stopped and started under two nodes: meanwhile each node still
+/// delivers its own events (nothing waits, nothing panics); once Redis is
+/// back, the nodes resubscribe by themselves and cross-node delivery
+/// resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_keeps_local_delivery_and_heals() {
+    let port = free_port();
+    let mut redis = PrivateRedis::start(port);
+    let config = config(&redis.url());
+    let a = RedisBus::connect(&config).await.unwrap();
+    let b = RedisBus::connect(&config).await.unwrap();
+    let (mut at_a, mut at_b) = (a.subscribe(), b.subscribe());
+    subscribed(&a).await;
+    subscribed(&b).await;
+    a.publish(read(1)).await;
+    assert_eq!(next(&mut at_a).await, Some(read(1)));
+    assert_eq!(next(&mut at_b).await, Some(read(1)));
+
+    redis.stop();
+    for _ in 0..100 {
+        if !b
+            .stats()
+            .subscribed
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !b.stats()
+            .subscribed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let publishing = tokio::time::timeout(Duration::from_secs(1), a.publish(read(2))).await;
+    assert!(publishing.is_ok(), "a publish never waits for Redis");
+    assert_eq!(
+        next(&mut at_a).await,
+        Some(read(2)),
+        "local delivery goes on"
+    );
+    assert!(quiet(&mut at_b).await, "the other node cannot hear it");
+
+    let _redis = PrivateRedis::start(port);
+    subscribed(&a).await;
+    subscribed(&b).await;
+    // The publisher's connection comes back on its next use: retry until
+    // an event crosses.
+    let mut crossed = false;
+    for seq in 3..60 {
+        a.publish(read(seq)).await;
+        assert_eq!(next(&mut at_a).await, Some(read(seq)));
+        if let Some(e) = tokio::time::timeout(Duration::from_millis(200), at_b.next())
+            .await
+            .ok()
+            .flatten()
+        {
+            assert!(matches!(e, Event::Read { seq: s, .. } if s >= 3));
+            crossed = true;
+            break;
+        }
+    }
+    assert!(crossed, "delivery across nodes resumed");
+    assert!(
+        b.stats()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
+}
