@@ -584,6 +584,23 @@ pub struct HealthDto {
     pub timestamp: DateTime<Utc>,
 }
 
+/// `/ready`: the node can serve.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyDto {
+    #[schema(example = "OK")]
+    pub status: String,
+    pub timestamp: DateTime<Utc>,
+    /// On a node of several (Redis configured): `up` while this node hears
+    /// the others, `down` while it does not. A node whose bus is down still
+    /// serves (sends are stored and acknowledged, its own sockets get their
+    /// events), so it stays ready; the other nodes' events reach its
+    /// clients through `changes` until the bus is back. Absent on a single
+    /// node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "up")]
+    pub bus: Option<String>,
+}
+
 // ------------------------------------------------------------ resume
 
 /// What changed in a room after a version, as it is now.

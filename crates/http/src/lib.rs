@@ -23,7 +23,7 @@ use chat_app::App;
 
 pub use error::ApiError;
 pub use limits::{LimitSettings, RateLimits};
-pub use metrics::{Metrics, PoolGauges, PoolStats};
+pub use metrics::{BusGauges, BusStats, Metrics, PoolGauges, PoolStats};
 pub use observe::observe;
 pub use openapi::ApiDoc;
 
@@ -68,6 +68,9 @@ pub struct State {
     pub metrics: std::sync::Arc<Metrics>,
     /// The database pool, when there is one, for `/metrics`.
     pub pool: Option<std::sync::Arc<dyn PoolStats>>,
+    /// The bus shared with other nodes, when there is one, for `/metrics`
+    /// and `/ready`.
+    pub bus: Option<std::sync::Arc<dyn BusStats>>,
     /// Rate limits (429); `Default` is none.
     pub limits: std::sync::Arc<RateLimits>,
 }

@@ -39,6 +39,26 @@ pub struct PoolGauges {
     pub queue_full: u64,
 }
 
+/// The bus between server nodes, read at scrape time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BusGauges {
+    /// Whether this node hears the other nodes now.
+    pub connected: bool,
+    /// Events this node published to the other nodes, so far.
+    pub published: u64,
+    /// Events this node received from the other nodes, so far.
+    pub received: u64,
+    /// Events not shared with the other nodes (queue full, bus down).
+    pub dropped: u64,
+    /// Times the subscription was (re)established.
+    pub connects: u64,
+}
+
+/// A bus shared with other nodes (Redis), for `/metrics` and `/ready`.
+pub trait BusStats: Send + Sync + 'static {
+    fn bus(&self) -> BusGauges;
+}
+
 /// Something with a connection pool worth watching (the PostgreSQL store).
 pub trait PoolStats: Send + Sync + 'static {
     fn pool(&self) -> PoolGauges;
@@ -71,6 +91,11 @@ pub struct Metrics {
     send_batches: Counter,
     batched_sends: Counter,
     queue_full: Counter,
+    bus_connected: Gauge,
+    bus_published: Counter,
+    bus_received: Counter,
+    bus_dropped: Counter,
+    bus_connects: Counter,
     /// One scrape at a time brings the mirrored counters up to date.
     scrape: Mutex<()>,
 }
@@ -92,6 +117,11 @@ impl Default for Metrics {
         let send_batches = Counter::default();
         let batched_sends = Counter::default();
         let queue_full = Counter::default();
+        let bus_connected = Gauge::default();
+        let bus_published = Counter::default();
+        let bus_received = Counter::default();
+        let bus_dropped = Counter::default();
+        let bus_connects = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route pattern and status",
@@ -147,6 +177,31 @@ impl Default for Metrics {
             "Message sends answered 503 at once because the write queue was full",
             queue_full.clone(),
         );
+        registry.register(
+            "bus_connected",
+            "1 while this node hears the other nodes through the bus (Redis), 0 while it does not",
+            bus_connected.clone(),
+        );
+        registry.register(
+            "bus_published",
+            "Events this node published to the other nodes",
+            bus_published.clone(),
+        );
+        registry.register(
+            "bus_received",
+            "Events this node received from the other nodes",
+            bus_received.clone(),
+        );
+        registry.register(
+            "bus_dropped",
+            "Events not shared with the other nodes (queue full, or the bus down)",
+            bus_dropped.clone(),
+        );
+        registry.register(
+            "bus_connects",
+            "Times this node's subscription to the bus was established (1 + reconnects)",
+            bus_connects.clone(),
+        );
         Self {
             registry,
             requests,
@@ -160,6 +215,11 @@ impl Default for Metrics {
             send_batches,
             batched_sends,
             queue_full,
+            bus_connected,
+            bus_published,
+            bus_received,
+            bus_dropped,
+            bus_connects,
             scrape: Mutex::new(()),
         }
     }
@@ -184,8 +244,14 @@ impl Metrics {
         self.messages.inc();
     }
 
-    /// The text exposition, with the hub's and the pool's readings as of now.
-    pub fn render(&self, hub: &HubStats, pool: Option<PoolGauges>) -> String {
+    /// The text exposition, with the hub's, the pool's and the bus's
+    /// readings as of now.
+    pub fn render(
+        &self,
+        hub: &HubStats,
+        pool: Option<PoolGauges>,
+        bus: Option<BusGauges>,
+    ) -> String {
         let _one_at_a_time = self.scrape.lock();
         mirror(&self.delivered, hub.delivered.load(Ordering::Relaxed));
         mirror(&self.dropped, hub.dropped.load(Ordering::Relaxed));
@@ -209,6 +275,13 @@ impl Metrics {
                     .get_or_create(&PoolLabels { state })
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
+        }
+        if let Some(b) = bus {
+            self.bus_connected.set(i64::from(b.connected));
+            mirror(&self.bus_published, b.published);
+            mirror(&self.bus_received, b.received);
+            mirror(&self.bus_dropped, b.dropped);
+            mirror(&self.bus_connects, b.connects);
         }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
@@ -243,7 +316,8 @@ fn known_method(m: &str) -> &'static str {
 /// `GET /metrics`: the Prometheus text format.
 pub async fn metrics(state: web::Data<State>) -> HttpResponse {
     let pool = state.pool.as_ref().map(|p| p.pool());
-    let body = state.metrics.render(&state.hub.stats, pool);
+    let bus = state.bus.as_ref().map(|b| b.bus());
+    let body = state.metrics.render(&state.hub.stats, pool, bus);
     HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,

@@ -36,7 +36,7 @@ use crate::routes;
     ),
     components(schemas(
         ErrorBody, UserDto, PublicUserDto, TokenDto, RoomDto, MyRoomDto, MemberDto, MessageDto,
-        SenderDto, ReactionDto, AttachmentDto, HistoryDto, HealthDto, RoomKindDto, RoleDto, MessageKindDto,
+        SenderDto, ReactionDto, AttachmentDto, HistoryDto, HealthDto, ReadyDto, RoomKindDto, RoleDto, MessageKindDto,
         ChangesDto, EditMessageRequest, ReceiptDto, SearchHitDto, RoomRefDto, routes::UploadForm,
     )),
     modifiers(&BearerAuth),

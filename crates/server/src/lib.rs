@@ -86,7 +86,7 @@ impl Application {
         }
         let (stores, readiness, pool) = open_store(settings).await?;
         let blobs = open_blobs(settings).await?;
-        let bus = open_bus(settings).await?;
+        let (bus, bus_stats) = open_bus(settings).await?;
         let hub = chat_http::ws::Hub::start(bus.subscribe());
         let app = App::new(Deps {
             stores,
@@ -113,6 +113,7 @@ impl Application {
             hub: hub.clone(),
             metrics: Arc::default(),
             pool,
+            bus: bus_stats,
             limits: Arc::new(chat_http::RateLimits::new(&rate_limits(settings))),
         };
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
@@ -245,11 +246,14 @@ fn pg_config(settings: &Settings, url: &str) -> PgConfig {
     }
 }
 
+/// The bus and, for a bus shared with other nodes, its readings.
+type Bus = (Arc<dyn EventBus>, Option<Arc<dyn chat_http::BusStats>>);
+
 /// The Redis bus when a Redis URL is configured (several nodes), the
 /// in-process bus otherwise (one node).
-async fn open_bus(settings: &Settings) -> Result<Arc<dyn EventBus>, StartError> {
+async fn open_bus(settings: &Settings) -> Result<Bus, StartError> {
     let Some(url) = settings.redis.url.as_deref() else {
-        return Ok(Arc::new(LocalBus::new()));
+        return Ok((Arc::new(LocalBus::new()), None));
     };
     let config = chat_bus_redis::RedisConfig {
         channel: settings.redis.channel.clone(),
@@ -259,7 +263,24 @@ async fn open_bus(settings: &Settings) -> Result<Arc<dyn EventBus>, StartError> 
         .await
         .map_err(StartError::Redis)?;
     tracing::info!(node = %bus.node(), channel = %config.channel, "events shared with the other nodes through Redis");
-    Ok(Arc::new(bus))
+    let stats: Arc<dyn chat_http::BusStats> = Arc::new(RedisReadings(bus.stats().clone()));
+    Ok((Arc::new(bus), Some(stats)))
+}
+
+/// `/metrics` and `/ready` read the Redis bus's counters.
+struct RedisReadings(Arc<chat_bus_redis::BusStats>);
+
+impl chat_http::BusStats for RedisReadings {
+    fn bus(&self) -> chat_http::BusGauges {
+        let s = &self.0;
+        chat_http::BusGauges {
+            connected: s.subscribed.load(Ordering::Relaxed),
+            published: s.published.load(Ordering::Relaxed),
+            received: s.received.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            connects: s.connects.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// PostgreSQL when a database URL is configured, the in-memory store otherwise.

@@ -96,7 +96,7 @@ pub async fn health() -> web::Json<HealthDto> {
 
 /// The store and the event bus answer.
 #[utoipa::path(get, path = "/ready", tag = "service",
-    responses((status = 200, body = HealthDto), (status = 503, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = crate::dto::ReadyDto), (status = 503, body = crate::error::ErrorBody)))]
 pub async fn ready(state: web::Data<State>) -> HttpResponse {
     for r in &state.readiness {
         if !r.check().await {
@@ -108,9 +108,13 @@ pub async fn ready(state: web::Data<State>) -> HttpResponse {
             });
         }
     }
-    HttpResponse::Ok().json(HealthDto {
+    HttpResponse::Ok().json(crate::dto::ReadyDto {
         status: "OK".to_owned(),
         timestamp: Utc::now(),
+        bus: state
+            .bus
+            .as_ref()
+            .map(|b| if b.bus().connected { "up" } else { "down" }.to_owned()),
     })
 }
 

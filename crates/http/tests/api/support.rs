@@ -109,6 +109,7 @@ impl Api {
             hub,
             metrics: Default::default(),
             pool: None,
+            bus: None,
             limits: Arc::new(chat_http::RateLimits::new(&o.limits)),
         };
         let svc = Rc::new(

@@ -507,6 +507,29 @@ async fn events_cross_nodes_through_redis() {
         on_b.send("typing", json!({"room_id": room}), None).await;
         let t = on_a.next_of("typing").await;
         assert_eq!(t["payload"]["user"]["username"], "bob");
+        // The operator sees it: /ready says the bus is up, and node B's
+        // metrics count what it received from A.
+        let (status, ready) = b.api.call("GET", "/ready", None, None).await;
+        assert_eq!(
+            (status, ready["bus"].as_str()),
+            (200, Some("up")),
+            "{ready}"
+        );
+        let metrics = reqwest::get(format!("{}/metrics", b.api.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let sample = |name: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        assert_eq!(sample("chat_bus_connected "), 1, "{metrics}");
+        assert!(sample("chat_bus_received_total ") >= 1, "{metrics}");
+        assert!(sample("chat_bus_published_total ") >= 1, "{metrics}");
         // Once each: nothing else is on its way.
         for c in [&mut on_a, &mut on_b] {
             assert!(
