@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 use chat_domain::rules::Denied;
 use chat_domain::{GlobalRole, Role, Room, RoomId, User, UserId};
-use chat_ports::{BlobStore, Clock, EventBus, IdGen, PasswordHasher, Stores, TokenIssuer};
+use chat_ports::{
+    BlobStore, Clock, EventBus, IdGen, PasswordHasher, Presence, Stores, TokenIssuer,
+};
 
 pub use accounts::{Accounts, AuthContext, NewAccount, Profile, Tokens};
 pub use attachments::{Attachments, Upload};
@@ -41,6 +43,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGen>,
     pub events: Arc<dyn EventBus>,
+    /// Who is online across nodes (`chat_ports::OneNode` for one node).
+    pub presence: Arc<dyn Presence>,
     /// Usernames (any case) of the global admins.
     pub admins: Vec<String>,
 }
@@ -54,6 +58,7 @@ struct Ctx {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGen>,
     events: Arc<dyn EventBus>,
+    presence: Arc<dyn Presence>,
     admins: HashSet<String>,
 }
 
@@ -111,6 +116,7 @@ impl App {
             clock: deps.clock,
             ids: deps.ids,
             events: deps.events,
+            presence: deps.presence,
             admins: deps
                 .admins
                 .iter()

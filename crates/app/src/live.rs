@@ -72,8 +72,12 @@ impl Live {
         }
     }
 
-    /// The user's first connection opened: tell the people they share a room with.
+    /// The user's first connection on this node opened: when it is their
+    /// first on any node, tell the people they share a room with.
     pub async fn online(&self, me: UserId) -> Result<(), AppError> {
+        if !self.ctx.presence.arrived(me).await {
+            return Ok(());
+        }
         let room_ids = self.ctx.stores.rooms.room_ids_of(me).await?;
         self.ctx
             .events
@@ -87,9 +91,26 @@ impl Live {
         Ok(())
     }
 
-    /// The user's last connection closed: remember when, and tell the people
-    /// they share a room with.
+    /// The user's last connection on this node closed: when no node holds
+    /// one now, remember when, and tell the people they share a room with.
     pub async fn offline(&self, me: UserId) -> Result<(), AppError> {
+        if !self.ctx.presence.left(me).await {
+            return Ok(());
+        }
+        self.gone(me).await
+    }
+
+    /// Announces offline the users whose last connections were on a node
+    /// that died; the server calls this every few seconds. Returns how many.
+    pub async fn reap(&self) -> Result<usize, AppError> {
+        let orphans = self.ctx.presence.orphans().await;
+        for user in &orphans {
+            self.gone(*user).await?;
+        }
+        Ok(orphans.len())
+    }
+
+    async fn gone(&self, me: UserId) -> Result<(), AppError> {
         let c = &self.ctx;
         let now = c.clock.now();
         c.stores.users.set_last_seen(me, now).await?;

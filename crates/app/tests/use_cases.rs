@@ -38,6 +38,7 @@ impl TestApp {
             clock,
             ids: Arc::new(V7Ids),
             events: bus.clone(),
+            presence: std::sync::Arc::new(chat_ports::OneNode),
             admins: vec!["Root".into()],
         });
         Self { app, bus }

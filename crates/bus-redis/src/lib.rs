@@ -1,5 +1,6 @@
 //! [`RedisBus`]: the `EventBus` port over Redis pub/sub, so that several
-//! server nodes behind one load balancer deliver each other's events.
+//! server nodes behind one load balancer deliver each other's events; and
+//! [`RedisPresence`]: the `Presence` port, who is online on any node.
 //!
 //! - **Publishing.** An event reaches this node's own subscribers at once,
 //!   whatever Redis is doing, then goes to a bounded queue that one task
@@ -22,7 +23,10 @@
 //! This crate knows `chat-ports` (and `chat-domain`, for the wire format),
 //! tokio and Redis; nothing of HTTP or storage.
 
+mod presence;
 pub mod wire;
+
+pub use presence::{NODE_TTL, RedisPresence};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

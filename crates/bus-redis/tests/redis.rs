@@ -413,3 +413,73 @@ async fn a_redis_outage_keeps_local_delivery_and_heals() {
             >= 2
     );
 }
+
+// ---------------------------------------------------------------- presence
+
+use chat_bus_redis::RedisPresence;
+use chat_ports::Presence;
+
+async fn node(prefix: &str) -> RedisPresence {
+    RedisPresence::connect("redis://127.0.0.1:6379", prefix, Duration::from_secs(30))
+        .await
+        .unwrap()
+}
+
+/// A user's first connection anywhere and their last anywhere are each
+/// seen by exactly one node; a second device on another node changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_and_last_are_across_nodes() {
+    let prefix = format!("chat:test:{}", id());
+    let (a, b) = (node(&prefix).await, node(&prefix).await);
+    let u = UserId(id());
+    assert!(a.arrived(u).await, "the first device anywhere");
+    assert!(!b.arrived(u).await, "a second device on another node");
+    assert!(!a.left(u).await, "one device still on B");
+    assert!(b.left(u).await, "the last device anywhere");
+
+    // Two nodes at once: one of them is first.
+    let v = UserId(id());
+    let (x, y) = tokio::join!(a.arrived(v), b.arrived(v));
+    assert!(x ^ y, "exactly one first: {x} {y}");
+    let (x, y) = tokio::join!(a.left(v), b.left(v));
+    assert!(x ^ y, "exactly one last: {x} {y}");
+}
+
+/// A node that stops saying it lives is dead: one other node claims its
+/// users, and those no other node holds come back, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_users_are_orphans_once() {
+    let prefix = format!("chat:test:{}", id());
+    let (a, b, dead) = (
+        node(&prefix).await,
+        node(&prefix).await,
+        node(&prefix).await,
+    );
+    let (only_there, also_on_a) = (UserId(id()), UserId(id()));
+    assert!(dead.arrived(only_there).await);
+    assert!(dead.arrived(also_on_a).await);
+    assert!(!a.arrived(also_on_a).await);
+    assert!(a.orphans().await.is_empty(), "everyone is alive");
+
+    // The node dies: its liveness key goes as its expiry would take it.
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}:alive:{}", dead.node()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let (from_a, from_b) = tokio::join!(a.orphans(), b.orphans());
+    let mut all: Vec<UserId> = from_a.into_iter().chain(from_b).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        vec![only_there],
+        "once, and not the user A still holds"
+    );
+    assert!(a.orphans().await.is_empty());
+    assert!(b.orphans().await.is_empty());
+    assert!(a.left(also_on_a).await, "A held the last connection");
+}

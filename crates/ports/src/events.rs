@@ -147,3 +147,41 @@ pub trait EventStream: Send + 'static {
     /// The next event; `None` once the bus is gone.
     async fn next(&mut self) -> Option<Event>;
 }
+
+/// Who is online on any node. The gateway counts its own connections and
+/// tells this port when a user's first connection on this node opens and
+/// when their last one here closes; the port says whether that was their
+/// first or last on every node, so that `presence` is announced once for
+/// the whole deployment (a second device on another node changes nothing).
+#[async_trait]
+pub trait Presence: Send + Sync + 'static {
+    /// `user`'s first connection on this node opened. `true` when no node
+    /// held one before.
+    async fn arrived(&self, user: UserId) -> bool;
+    /// `user`'s last connection on this node closed. `true` when no node
+    /// holds one now.
+    async fn left(&self, user: UserId) -> bool;
+    /// Users whose last connections were on nodes that died (stopped
+    /// without saying goodbye), now held by no node: each is returned once,
+    /// to one caller in the deployment, which announces them offline.
+    /// Called every few seconds; it also tells the others this node lives.
+    async fn orphans(&self) -> Vec<UserId>;
+}
+
+/// [`Presence`] for one node: this node's first and last connections are
+/// everyone's, and no other node can die.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OneNode;
+
+#[async_trait]
+impl Presence for OneNode {
+    async fn arrived(&self, _: UserId) -> bool {
+        true
+    }
+    async fn left(&self, _: UserId) -> bool {
+        true
+    }
+    async fn orphans(&self) -> Vec<UserId> {
+        Vec::new()
+    }
+}

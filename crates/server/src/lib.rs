@@ -14,7 +14,7 @@ use chat_auth::{BcryptHasher, JwtTokens, secret_from_config};
 use chat_blob_disk::DiskBlobs;
 use chat_bus_local::LocalBus;
 use chat_http::{PoolGauges, PoolStats, Readiness};
-use chat_ports::{BlobStore, EventBus, StoreError, Stores, SystemClock, V7Ids};
+use chat_ports::{BlobStore, EventBus, OneNode, Presence, StoreError, Stores, SystemClock, V7Ids};
 use chat_store_memory::{MemoryBlobs, MemoryStore};
 use chat_store_postgres::{PgConfig, PgStore, WriterConfig, redact_url};
 use futures_util::future::BoxFuture;
@@ -86,7 +86,7 @@ impl Application {
         }
         let (stores, readiness, pool) = open_store(settings).await?;
         let blobs = open_blobs(settings).await?;
-        let (bus, bus_stats) = open_bus(settings).await?;
+        let (bus, bus_stats, presence) = open_bus(settings).await?;
         let hub = chat_http::ws::Hub::start(bus.subscribe());
         let app = App::new(Deps {
             stores,
@@ -100,8 +100,23 @@ impl Application {
             clock: Arc::new(SystemClock),
             ids: Arc::new(V7Ids),
             events: bus,
+            presence,
             admins: settings.auth.admins.clone(),
         });
+        if settings.redis.url.as_deref().is_some() {
+            // Users whose last connection was on a node that died go offline.
+            let live = app.live.clone();
+            let reap_every = Duration::from_secs(settings.redis.node_check_secs.max(1));
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(reap_every);
+                loop {
+                    every.tick().await;
+                    if let Err(e) = live.reap().await {
+                        tracing::warn!(error = %e, "could not announce the users of a node that went away");
+                    }
+                }
+            });
+        }
         let state = chat_http::State {
             app,
             settings: chat_http::HttpSettings {
@@ -246,14 +261,18 @@ fn pg_config(settings: &Settings, url: &str) -> PgConfig {
     }
 }
 
-/// The bus and, for a bus shared with other nodes, its readings.
-type Bus = (Arc<dyn EventBus>, Option<Arc<dyn chat_http::BusStats>>);
+/// The bus, for a bus shared with other nodes its readings, and presence.
+type Bus = (
+    Arc<dyn EventBus>,
+    Option<Arc<dyn chat_http::BusStats>>,
+    Arc<dyn Presence>,
+);
 
 /// The Redis bus when a Redis URL is configured (several nodes), the
 /// in-process bus otherwise (one node).
 async fn open_bus(settings: &Settings) -> Result<Bus, StartError> {
     let Some(url) = settings.redis.url.as_deref() else {
-        return Ok((Arc::new(LocalBus::new()), None));
+        return Ok((Arc::new(LocalBus::new()), None, Arc::new(OneNode)));
     };
     let config = chat_bus_redis::RedisConfig {
         channel: settings.redis.channel.clone(),
@@ -264,7 +283,16 @@ async fn open_bus(settings: &Settings) -> Result<Bus, StartError> {
         .map_err(StartError::Redis)?;
     tracing::info!(node = %bus.node(), channel = %config.channel, "events shared with the other nodes through Redis");
     let stats: Arc<dyn chat_http::BusStats> = Arc::new(RedisReadings(bus.stats().clone()));
-    Ok((Arc::new(bus), Some(stats)))
+    // A dead node's users go offline elsewhere within node_ttl + node_check
+    // (40 s by default).
+    let presence = chat_bus_redis::RedisPresence::connect(
+        url,
+        &config.channel,
+        Duration::from_secs(settings.redis.node_ttl_secs.max(1)),
+    )
+    .await
+    .map_err(StartError::Redis)?;
+    Ok((Arc::new(bus), Some(stats), Arc::new(presence)))
 }
 
 /// `/metrics` and `/ready` read the Redis bus's counters.

@@ -62,8 +62,14 @@ pub struct Settings {
 pub struct RedisSettings {
     /// `redis://host:port`; unset runs one node with the in-process bus.
     pub url: Secret,
-    /// The pub/sub channel the nodes of one deployment share.
+    /// The pub/sub channel the nodes of one deployment share; also the
+    /// prefix of their presence keys.
     pub channel: String,
+    /// A node that has not renewed its liveness for this long is dead: its
+    /// users go offline on the others.
+    pub node_ttl_secs: u64,
+    /// How often a node renews its liveness and looks for dead ones.
+    pub node_check_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

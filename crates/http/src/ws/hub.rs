@@ -123,6 +123,9 @@ pub struct Hub {
     tx: mpsc::UnboundedSender<Cmd>,
     /// Open connections per user, shared with the handlers that show presence.
     online: Arc<Mutex<HashMap<UserId, usize>>>,
+    /// Users the last `presence` event said are online, whichever node
+    /// holds their connections (with several nodes, ones elsewhere).
+    announced: Arc<Mutex<HashSet<UserId>>>,
     next_id: Arc<AtomicU64>,
     pub stats: Arc<HubStats>,
 }
@@ -132,9 +135,11 @@ impl Hub {
     pub fn start(mut events: Box<dyn EventStream>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(HubStats::default());
+        let announced: Arc<Mutex<HashSet<UserId>>> = Arc::default();
         let hub = Self {
             tx: tx.clone(),
             online: Arc::default(),
+            announced: announced.clone(),
             next_id: Arc::new(AtomicU64::new(1)),
             stats: stats.clone(),
         };
@@ -142,6 +147,17 @@ impl Hub {
         // hub sees both in one order.
         tokio::spawn(async move {
             while let Some(e) = events.next().await {
+                if let Event::Presence {
+                    user_id, online, ..
+                } = &e
+                    && let Ok(mut announced) = announced.lock()
+                {
+                    if *online {
+                        announced.insert(*user_id);
+                    } else {
+                        announced.remove(user_id);
+                    }
+                }
                 if tx.send(Cmd::Event(Box::new(e))).is_err() {
                     break;
                 }
@@ -202,9 +218,11 @@ impl Hub {
         last
     }
 
-    /// Whether the user holds a connection to this server.
+    /// Whether the user holds a connection to this server, or the last
+    /// `presence` event said they are online (on another node).
     pub fn is_online(&self, user: UserId) -> bool {
         self.online.lock().is_ok_and(|o| o.contains_key(&user))
+            || self.announced.lock().is_ok_and(|a| a.contains(&user))
     }
 }
 

@@ -102,6 +102,7 @@ impl Api {
                 clock: o.clock,
                 ids: Arc::new(V7Ids),
                 events: bus,
+                presence: std::sync::Arc::new(chat_ports::OneNode),
                 admins: vec!["root".into()],
             }),
             settings: o.settings,

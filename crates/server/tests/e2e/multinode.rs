@@ -547,3 +547,92 @@ async fn within_budget(f: impl Future<Output = ()>) {
         .await
         .unwrap_or_else(|_| panic!("the scenario took over {BUDGET:?}"));
 }
+
+/// Presence across nodes: a user is online while any node holds one of
+/// their connections. A second device on another node announces nothing,
+/// closing one of two devices announces nothing, and when the node holding
+/// the last one is SIGKILLed, the others announce the user offline (here
+/// within seconds: the test shortens the liveness expiry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presence_spans_nodes_and_survives_a_killed_node() {
+    within_budget(async {
+        let db = TestDb::create().await;
+        let storage = TempDir(std::env::temp_dir().join(format!(
+            "chat-e2e-presence-{}",
+            uuid::Uuid::new_v4().simple()
+        )));
+        let env = [
+            ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
+            (
+                "CHAT__REDIS__CHANNEL",
+                format!("chat:e2e:{}", uuid::Uuid::new_v4()),
+            ),
+            ("CHAT__REDIS__NODE_TTL_SECS", "2".to_owned()),
+            ("CHAT__REDIS__NODE_CHECK_SECS", "1".to_owned()),
+        ];
+        let a = Node::start_with("A", &db, &storage.0, &env).await;
+        let mut b = Node::start_with("B", &db, &storage.0, &env).await;
+        let alice = a.api.user("alice").await;
+        let bob = a.api.user("bob").await;
+        let room = a.api.room(&alice, "public").await;
+        a.api.join(&bob, &room).await;
+        let mut watcher = a.api.connect(&bob.token).await;
+        watcher.drain().await;
+
+        let laptop = a.api.connect(&alice.token).await;
+        let on = watcher.next_of("presence").await;
+        assert_eq!(
+            (
+                on["payload"]["user_id"].as_str(),
+                on["payload"]["presence"].as_str()
+            ),
+            (Some(alice.id.as_str()), Some("online"))
+        );
+        let phone = b.api.connect(&alice.token).await;
+        assert!(
+            watcher
+                .drain()
+                .await
+                .iter()
+                .all(|f| f["type"] != "presence"),
+            "a second device on another node is no news"
+        );
+        drop(laptop);
+        assert!(
+            watcher
+                .drain()
+                .await
+                .iter()
+                .all(|f| f["type"] != "presence"),
+            "alice is still online on node B"
+        );
+        // A user list on node A says so too.
+        let (_, member) = a
+            .api
+            .call(
+                "GET",
+                &format!("/api/v1/users/{}", alice.id),
+                Some(&bob.token),
+                None,
+            )
+            .await;
+        assert_eq!(member["presence"], "online", "{member}");
+
+        // Node B dies without a word, with alice's phone on it.
+        b.child.start_kill().unwrap();
+        let _ = b.child.wait().await;
+        drop(phone);
+        let off = tokio::time::timeout(Duration::from_secs(20), watcher.next_of("presence"))
+            .await
+            .expect("alice went offline within 20 s of her node dying");
+        assert_eq!(
+            (
+                off["payload"]["user_id"].as_str(),
+                off["payload"]["presence"].as_str()
+            ),
+            (Some(alice.id.as_str()), Some("offline"))
+        );
+        assert!(off["payload"]["last_seen_at"].is_string(), "{off}");
+    })
+    .await;
+}
