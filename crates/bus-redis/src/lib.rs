@@ -1,6 +1,7 @@
 //! [`RedisBus`]: the `EventBus` port over Redis pub/sub, so that several
-//! server nodes behind one load balancer deliver each other's events; and
-//! [`RedisPresence`]: the `Presence` port, who is online on any node.
+//! server nodes behind one load balancer deliver each other's events;
+//! [`RedisPresence`]: the `Presence` port, who is online on any node; and
+//! [`RedisLimits`]: rate limits the nodes share.
 //!
 //! - **Publishing.** An event reaches this node's own subscribers at once,
 //!   whatever Redis is doing, then goes to a bounded queue that one task
@@ -23,9 +24,11 @@
 //! This crate knows `chat-ports` (and `chat-domain`, for the wire format),
 //! tokio and Redis; nothing of HTTP or storage.
 
+mod limits;
 mod presence;
 pub mod wire;
 
+pub use limits::RedisLimits;
 pub use presence::{NODE_TTL, RedisPresence};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -483,3 +483,49 @@ async fn a_dead_nodes_users_are_orphans_once() {
     assert!(b.orphans().await.is_empty());
     assert!(a.left(also_on_a).await, "A held the last connection");
 }
+
+// ---------------------------------------------------------------- limits
+
+use chat_bus_redis::RedisLimits;
+use chat_ports::SharedLimits;
+
+/// Two nodes draw from one allowance: a burst of 3 is 3 requests in all,
+/// whichever node they reach; the next waits about one emission interval.
+/// Another key has its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_one_allowance() {
+    let prefix = format!("chat:test:{}", id());
+    let a = RedisLimits::connect("redis://127.0.0.1:6379", &prefix)
+        .await
+        .unwrap();
+    let b = RedisLimits::connect("redis://127.0.0.1:6379", &prefix)
+        .await
+        .unwrap();
+    assert_eq!(a.take("messages:u1", 60, 3).await, Some(Ok(())));
+    assert_eq!(b.take("messages:u1", 60, 3).await, Some(Ok(())));
+    assert_eq!(a.take("messages:u1", 60, 3).await, Some(Ok(())));
+    match b.take("messages:u1", 60, 3).await {
+        Some(Err(wait)) => assert!(
+            wait > Duration::from_millis(900) && wait <= Duration::from_millis(1000),
+            "{wait:?}"
+        ),
+        other => panic!("the fourth should wait, got {other:?}"),
+    }
+    assert_eq!(a.take("messages:u2", 60, 3).await, Some(Ok(())));
+}
+
+/// With Redis gone the limiter says so (`None`: the node limits alone)
+/// instead of waiting or refusing everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_node_limits_alone() {
+    let mut redis = PrivateRedis::start(free_port());
+    let limits = RedisLimits::connect(&redis.url(), "chat:test")
+        .await
+        .unwrap();
+    assert_eq!(limits.take("auth:ip", 20, 10).await, Some(Ok(())));
+    redis.stop();
+    let answered = tokio::time::timeout(Duration::from_secs(2), limits.take("auth:ip", 20, 10))
+        .await
+        .expect("a check never hangs on a missing Redis");
+    assert_eq!(answered, None);
+}

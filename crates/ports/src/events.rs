@@ -185,3 +185,19 @@ impl Presence for OneNode {
         Vec::new()
     }
 }
+
+/// Rate limits shared by every node of a deployment (GCRA), so that
+/// several nodes do not multiply anyone's allowance.
+#[async_trait]
+pub trait SharedLimits: Send + Sync + 'static {
+    /// Takes one request from `key`'s allowance: `per_minute` sustained,
+    /// bursts of `burst`. `Some(Ok(()))` to go ahead, `Some(Err(wait))` to
+    /// come back after `wait`, `None` when the shared store cannot answer
+    /// now (the caller falls back to limits of its own).
+    async fn take(
+        &self,
+        key: &str,
+        per_minute: u32,
+        burst: u32,
+    ) -> Option<Result<(), std::time::Duration>>;
+}

@@ -26,7 +26,7 @@ pub mod fakes;
 pub use auth::{AccessClaims, IssuedToken, PasswordHasher, RefreshClaims, TokenError, TokenIssuer};
 pub use blobs::BlobStore;
 pub use error::{AppendError, Conflict, SendRefused, StoreError};
-pub use events::{Event, EventBus, EventStream, OneNode, Presence};
+pub use events::{Event, EventBus, EventStream, OneNode, Presence, SharedLimits};
 pub use page::{Cursor, Page, PageRequest};
 pub use repos::*;
 pub use system::{Clock, IdGen, SystemClock, V7Ids};

@@ -14,7 +14,9 @@ use chat_auth::{BcryptHasher, JwtTokens, secret_from_config};
 use chat_blob_disk::DiskBlobs;
 use chat_bus_local::LocalBus;
 use chat_http::{PoolGauges, PoolStats, Readiness};
-use chat_ports::{BlobStore, EventBus, OneNode, Presence, StoreError, Stores, SystemClock, V7Ids};
+use chat_ports::{
+    BlobStore, EventBus, OneNode, Presence, SharedLimits, StoreError, Stores, SystemClock, V7Ids,
+};
 use chat_store_memory::{MemoryBlobs, MemoryStore};
 use chat_store_postgres::{PgConfig, PgStore, WriterConfig, redact_url};
 use futures_util::future::BoxFuture;
@@ -86,7 +88,7 @@ impl Application {
         }
         let (stores, readiness, pool) = open_store(settings).await?;
         let blobs = open_blobs(settings).await?;
-        let (bus, bus_stats, presence) = open_bus(settings).await?;
+        let (bus, bus_stats, presence, shared_limits) = open_bus(settings).await?;
         let hub = chat_http::ws::Hub::start(bus.subscribe());
         let app = App::new(Deps {
             stores,
@@ -129,7 +131,10 @@ impl Application {
             metrics: Arc::default(),
             pool,
             bus: bus_stats,
-            limits: Arc::new(chat_http::RateLimits::new(&rate_limits(settings))),
+            limits: Arc::new(match shared_limits {
+                Some(shared) => chat_http::RateLimits::new(&rate_limits(settings)).shared(shared),
+                None => chat_http::RateLimits::new(&rate_limits(settings)),
+            }),
         };
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
@@ -261,18 +266,20 @@ fn pg_config(settings: &Settings, url: &str) -> PgConfig {
     }
 }
 
-/// The bus, for a bus shared with other nodes its readings, and presence.
+/// The bus; for a bus shared with other nodes, its readings; presence; and
+/// the rate limits the nodes share, if they do.
 type Bus = (
     Arc<dyn EventBus>,
     Option<Arc<dyn chat_http::BusStats>>,
     Arc<dyn Presence>,
+    Option<Arc<dyn SharedLimits>>,
 );
 
 /// The Redis bus when a Redis URL is configured (several nodes), the
 /// in-process bus otherwise (one node).
 async fn open_bus(settings: &Settings) -> Result<Bus, StartError> {
     let Some(url) = settings.redis.url.as_deref() else {
-        return Ok((Arc::new(LocalBus::new()), None, Arc::new(OneNode)));
+        return Ok((Arc::new(LocalBus::new()), None, Arc::new(OneNode), None));
     };
     let config = chat_bus_redis::RedisConfig {
         channel: settings.redis.channel.clone(),
@@ -292,7 +299,15 @@ async fn open_bus(settings: &Settings) -> Result<Bus, StartError> {
     )
     .await
     .map_err(StartError::Redis)?;
-    Ok((Arc::new(bus), Some(stats), Arc::new(presence)))
+    let limits = chat_bus_redis::RedisLimits::connect(url, &config.channel)
+        .await
+        .map_err(StartError::Redis)?;
+    Ok((
+        Arc::new(bus),
+        Some(stats),
+        Arc::new(presence),
+        Some(Arc::new(limits)),
+    ))
 }
 
 /// `/metrics` and `/ready` read the Redis bus's counters.

@@ -48,7 +48,7 @@ pub async fn upload(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.upload(auth.user())?;
+    state.limits.upload(auth.user()).await?;
     let limit = state.settings.upload_limit;
     let declared = req
         .headers()

@@ -20,7 +20,7 @@ pub async fn register(
     req: HttpRequest,
     body: Body<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.auth(&req)?;
+    state.limits.auth(&req).await?;
     let r = body.0;
     let mut f = Fields::default();
     let username = f.check("username", Username::parse(&r.username));
@@ -58,7 +58,7 @@ pub async fn login(
     req: HttpRequest,
     body: Body<LoginRequest>,
 ) -> Result<web::Json<TokenDto>, ApiError> {
-    state.limits.auth(&req)?;
+    state.limits.auth(&req).await?;
     let r = body.0;
     let login = match (r.username, r.email) {
         (Some(u), _) if !u.trim().is_empty() => Login::Username(u.trim().to_owned()),
@@ -89,7 +89,7 @@ pub async fn refresh(
     req: HttpRequest,
     body: Body<RefreshRequest>,
 ) -> Result<web::Json<TokenDto>, ApiError> {
-    state.limits.auth(&req)?;
+    state.limits.auth(&req).await?;
     let tokens = state.app.accounts.refresh(&body.0.refresh_token).await?;
     Ok(web::Json(tokens.into()))
 }

@@ -32,7 +32,7 @@ pub async fn send_message(
 ) -> Result<HttpResponse, ApiError> {
     let room = RoomId(path_id("id", &id)?);
     let draft = parse_draft(body.0)?;
-    state.limits.message(auth.user())?;
+    state.limits.message(auth.user()).await?;
     let sent = state.app.messages.send(auth.user(), room, draft).await?;
     let mut res = if sent.created {
         state.metrics.message_persisted();

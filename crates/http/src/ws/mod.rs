@@ -242,9 +242,17 @@ impl Connection {
         if frame.kind == "message:send" {
             let state = self.state.clone();
             let me = self.auth.user_id;
+            // The rate limit is asked here, one frame after the other (with
+            // several nodes it is a round trip to Redis), so that the sends
+            // still reach the store in the order they came.
+            let limited = state.limits.message(me).await;
             let mut send: LocalBoxFuture<'static, ByteString> = Box::pin(async move {
                 let reference = frame.reference.as_deref();
-                match send_frame(&state, me, &frame).await {
+                let sent = match limited {
+                    Ok(()) => send_frame(&state, me, &frame).await,
+                    Err(e) => Err(e),
+                };
+                match sent {
                     Ok((kind, payload)) => frames::frame(kind, payload, reference),
                     Err(e) => frames::error(&e, reference),
                 }
@@ -299,7 +307,10 @@ impl Connection {
         let me = self.auth.user_id;
         let payload = || frame.payload.clone();
         match frame.kind.as_str() {
-            "message:send" => send_frame(&self.state, me, frame).await.map(Some),
+            "message:send" => {
+                self.state.limits.message(me).await?;
+                send_frame(&self.state, me, frame).await.map(Some)
+            }
             "typing" => {
                 let r: frames::RoomRef = from_value(payload())?;
                 app.live.typing(me, RoomId(r.room_id)).await?;
@@ -337,7 +348,8 @@ impl Connection {
     }
 }
 
-/// A `message:send` frame: the `ack` with the message, or the error.
+/// A `message:send` frame, its rate limit already taken: the `ack` with
+/// the message, or the error.
 async fn send_frame(
     state: &State,
     me: chat_domain::UserId,
@@ -351,7 +363,6 @@ async fn send_frame(
     }
     let send: Send = from_value(frame.payload.clone())?;
     let draft = crate::routes::parse_draft(send.message)?;
-    state.limits.message(me)?;
     let sent = state
         .app
         .messages

@@ -54,7 +54,6 @@ impl Node {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .env_clear()
-            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .env("PORT", "0")
             .env("CHAT_CONFIG_DIR", &config)
             .env("DATABASE_URL", db.url())
@@ -66,6 +65,8 @@ impl Node {
             .env("CHAT__LOG__JSON", "true")
             // Warnings and worse, plus the line that says which port it took.
             .env("RUST_LOG", "warn,chat_server=info")
+            // Last, so that they win over the settings above.
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -633,6 +634,54 @@ async fn presence_spans_nodes_and_survives_a_killed_node() {
             (Some(alice.id.as_str()), Some("offline"))
         );
         assert!(off["payload"]["last_seen_at"].is_string(), "{off}");
+    })
+    .await;
+}
+
+/// Rate limits are the deployment's: with a burst of 3 sends a minute,
+/// three sends spread over two nodes use it up, and the fourth is 429 on
+/// either node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_share_one_rate_limit() {
+    within_budget(async {
+        let db = TestDb::create().await;
+        let storage = TempDir(
+            std::env::temp_dir().join(format!("chat-e2e-limits-{}", uuid::Uuid::new_v4().simple())),
+        );
+        let env = [
+            ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
+            (
+                "CHAT__REDIS__CHANNEL",
+                format!("chat:e2e:{}", uuid::Uuid::new_v4()),
+            ),
+            ("CHAT__LIMITS__MESSAGES_PER_MINUTE", "6".to_owned()),
+            ("CHAT__LIMITS__MESSAGES_BURST", "3".to_owned()),
+        ];
+        let a = Node::start_with("A", &db, &storage.0, &env).await;
+        let b = Node::start_with("B", &db, &storage.0, &env).await;
+        let alice = a.api.user("alice").await;
+        let room = a.api.room(&alice, "private").await;
+        let path = format!("/api/v1/rooms/{room}/messages");
+        let send = |node: &Node, text: &str| {
+            let api = node.api.clone();
+            let (path, token, body) = (path.clone(), alice.token.clone(), json!({"content": text}));
+            async move { api.call("POST", &path, Some(&token), Some(body)).await }
+        };
+        assert_eq!(send(&a, "one").await.0, 201);
+        assert_eq!(send(&b, "two").await.0, 201);
+        assert_eq!(send(&a, "three").await.0, 201);
+        for node in [&a, &b] {
+            let (status, body) = send(node, "too many").await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (429, Some("rate_limited")),
+                "{body}"
+            );
+            assert!(
+                body["retry_after"].as_u64().is_some_and(|s| s >= 1),
+                "{body}"
+            );
+        }
     })
     .await;
 }
