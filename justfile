@@ -27,7 +27,7 @@ lint:
 ci:
     bash .ci/run
 
-# Start PostgreSQL and the server in Docker (docker/compose.yaml); http://127.0.0.1:8080
+# Start PostgreSQL, Redis and two server nodes in Docker (docker/compose.yaml); http://127.0.0.1:8080 and :8081
 up:
     {{compose}} -f docker/compose.yaml up -d --build
 
