@@ -463,7 +463,7 @@ async fn two_nodes() {
 
 /// With `REDIS_URL` set on both, two server processes deliver each other's
 /// events: a REST send on node A and a WebSocket send on node B reach the
-/// sockets on both nodes, once each, and typing crosses too.
+/// sockets on both nodes, once each; typing, a kick and a logout cross too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_cross_nodes_through_redis() {
     within_budget(async {
@@ -508,6 +508,31 @@ async fn events_cross_nodes_through_redis() {
         on_b.send("typing", json!({"room_id": room}), None).await;
         let t = on_a.next_of("typing").await;
         assert_eq!(t["payload"]["user"]["username"], "bob");
+        // Once each: nothing else is on its way.
+        for c in [&mut on_a, &mut on_b] {
+            assert!(
+                c.drain().await.iter().all(|f| f["type"] != "message:new"),
+                "a message delivered twice"
+            );
+        }
+        // A kick on node A reaches bob's socket on node B, and a logout on
+        // node A closes bob's socket on node B (1008).
+        let (status, _) = a
+            .api
+            .call(
+                "DELETE",
+                &format!("/api/v1/rooms/{room}/members/{}", bob.id),
+                Some(&alice.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
+        let left = on_b.next_of("member:left").await;
+        assert_eq!(left["payload"]["user_id"], bob.id.as_str(), "{left}");
+        a.api
+            .ok("POST", "/api/v1/auth/logout", &bob.token, None)
+            .await;
+        assert_eq!(on_b.closed().await, Ended::Closed(Some(1008)));
         // The operator sees it: /ready says the bus is up, and node B's
         // metrics count what it received from A.
         let (status, ready) = b.api.call("GET", "/ready", None, None).await;
@@ -531,13 +556,6 @@ async fn events_cross_nodes_through_redis() {
         assert_eq!(sample("chat_bus_connected "), 1, "{metrics}");
         assert!(sample("chat_bus_received_total ") >= 1, "{metrics}");
         assert!(sample("chat_bus_published_total ") >= 1, "{metrics}");
-        // Once each: nothing else is on its way.
-        for c in [&mut on_a, &mut on_b] {
-            assert!(
-                c.drain().await.iter().all(|f| f["type"] != "message:new"),
-                "a message delivered twice"
-            );
-        }
     })
     .await;
 }
