@@ -140,22 +140,31 @@ pub struct RedisBus {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// A multiplexed connection that connects on first use and reconnects by
+/// itself, each command answered within `response_timeout` or failed.
+pub(crate) fn manager(
+    client: &redis::Client,
+    response_timeout: Duration,
+) -> Result<ConnectionManager, BusError> {
+    Ok(ConnectionManager::new_lazy_with_config(
+        client.clone(),
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(response_timeout))
+            .set_max_delay(Duration::from_secs(2)),
+    )?)
+}
+
 /// Publishes in one pipeline at most.
 const MAX_PIPELINE: usize = 512;
 
 impl RedisBus {
-    /// Connects the publisher (Redis must answer now) and starts the
-    /// subscriber, which keeps reconnecting by itself from then on.
+    /// Starts the publisher and the subscriber. Redis need not answer yet:
+    /// both connect when they can and reconnect by themselves; meanwhile
+    /// this node delivers its own events and the others miss them.
     pub async fn connect(config: &RedisConfig) -> Result<Self, BusError> {
         let client = redis::Client::open(config.url.as_str())?;
-        let publisher = client
-            .get_connection_manager_with_config(
-                ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(2)))
-                    .set_response_timeout(Some(Duration::from_secs(2)))
-                    .set_max_delay(Duration::from_secs(2)),
-            )
-            .await?;
+        let publisher = manager(&client, Duration::from_secs(2))?;
         let node = Uuid::now_v7();
         let local = Arc::new(Local::default());
         let stats = Arc::new(BusStats::default());
@@ -256,7 +265,7 @@ async fn publish_loop(
 
 /// Holds the subscriber connection: subscribe, hand every other node's
 /// event to the local subscribers, and start again when the connection
-/// goes (backoff from 100 ms to 5 s).
+/// goes (backoff from 100 ms to 2 s).
 async fn subscribe_loop(
     client: redis::Client,
     channel: String,
@@ -301,6 +310,6 @@ async fn subscribe_loop(
             }
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }

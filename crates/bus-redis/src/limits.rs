@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_ports::SharedLimits;
 use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use crate::BusError;
 
@@ -44,17 +44,11 @@ pub struct RedisLimits {
 }
 
 impl RedisLimits {
-    /// Connects; Redis must answer now.
+    /// Connects when first used; until Redis answers, every check falls
+    /// back to the node's own limits.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
         let client = redis::Client::open(url)?;
-        let conn = client
-            .get_connection_manager_with_config(
-                ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(1)))
-                    .set_response_timeout(Some(TIMEOUT))
-                    .set_max_delay(Duration::from_secs(2)),
-            )
-            .await?;
+        let conn = crate::manager(&client, TIMEOUT)?;
         Ok(Self {
             conn,
             prefix: format!("{prefix}:limit"),

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use chat_domain::UserId;
 use chat_ports::Presence;
 use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
 use crate::BusError;
@@ -72,19 +72,12 @@ redis.call('DEL', KEYS[2])
 return gone";
 
 impl RedisPresence {
-    /// Connects (Redis must answer now) and says this node is alive for
-    /// `ttl` (renewed by each [`Presence::orphans`] call, which must come
-    /// more often than that).
+    /// Connects (when Redis answers) and says this node is alive for `ttl`
+    /// (renewed by each [`Presence::orphans`] call, which must come more
+    /// often than that).
     pub async fn connect(url: &str, prefix: &str, ttl: Duration) -> Result<Self, BusError> {
         let client = redis::Client::open(url)?;
-        let conn = client
-            .get_connection_manager_with_config(
-                ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(2)))
-                    .set_response_timeout(Some(Duration::from_secs(2)))
-                    .set_max_delay(Duration::from_secs(2)),
-            )
-            .await?;
+        let conn = crate::manager(&client, Duration::from_secs(2))?;
         let presence = Self {
             conn,
             node: Uuid::now_v7().to_string(),
@@ -94,7 +87,9 @@ impl RedisPresence {
             leave: Script::new(LEAVE),
             claim: Script::new(CLAIM),
         };
-        presence.alive().await?;
+        if let Err(e) = presence.alive().await {
+            tracing::warn!(error = %e, "presence: Redis does not answer yet; this node counts alone until it does");
+        }
         Ok(presence)
     }
 

@@ -703,3 +703,157 @@ async fn two_nodes_share_one_rate_limit() {
     })
     .await;
 }
+
+/// A `redis-server` of the test's own, on a free port, stopped on drop.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn new() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self { port, child: None }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn start(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `/ready`'s word on the bus, polled until it is `want`.
+async fn bus_becomes(node: &Node, want: &str) {
+    for _ in 0..100 {
+        let (_, ready) = node.api.call("GET", "/ready", None, None).await;
+        if ready["bus"] == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the bus never became {want}");
+}
+
+/// Redis down and up under two server processes: the nodes start without
+/// it and join up when it comes; while it is away, sends are stored and
+/// acknowledged and each node still serves its own sockets; when it is
+/// back, delivery across nodes resumes, and what the other node missed is
+/// in `changes` (nothing lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_outage_loses_nothing() {
+    within_budget(async {
+        let db = TestDb::create().await;
+        let storage = TempDir(
+            std::env::temp_dir().join(format!("chat-e2e-outage-{}", uuid::Uuid::new_v4().simple())),
+        );
+        let mut redis = OwnRedis::new();
+        let env = [("REDIS_URL", redis.url())];
+        let a = Node::start_with("A", &db, &storage.0, &env).await;
+        let b = Node::start_with("B", &db, &storage.0, &env).await;
+        bus_becomes(&a, "down").await;
+        redis.start().await;
+        bus_becomes(&a, "up").await;
+        bus_becomes(&b, "up").await;
+
+        let alice = a.api.user("alice").await;
+        let bob = a.api.user("bob").await;
+        let room = a.api.room(&alice, "public").await;
+        a.api.join(&bob, &room).await;
+        let mut on_a = a.api.connect(&alice.token).await;
+        let mut on_b = b.api.connect(&bob.token).await;
+        a.api.send(&alice, &room, "before").await;
+        for c in [&mut on_a, &mut on_b] {
+            assert_eq!(
+                c.next_of("message:new").await["payload"]["message"]["content"],
+                "before"
+            );
+        }
+
+        redis.stop();
+        bus_becomes(&b, "down").await;
+        let during = a.api.send(&alice, &room, "during").await;
+        assert_eq!(during["seq"], 2, "stored and acknowledged: {during}");
+        assert_eq!(
+            on_a.next_of("message:new").await["payload"]["message"]["content"],
+            "during",
+            "node A still serves its own sockets"
+        );
+        assert!(
+            on_b.drain()
+                .await
+                .iter()
+                .all(|f| f["type"] != "message:new"),
+            "node B cannot hear it"
+        );
+
+        redis.start().await;
+        bus_becomes(&a, "up").await;
+        bus_becomes(&b, "up").await;
+        // The publisher reconnects on its next use: send until one crosses.
+        let mut crossed = None;
+        for i in 0..20 {
+            a.api.send(&alice, &room, &format!("after {i}")).await;
+            if let Some(m) = on_b.try_next(Duration::from_millis(300)).await
+                && m["type"] == "message:new"
+            {
+                crossed = Some(m);
+                break;
+            }
+        }
+        assert!(crossed.is_some(), "delivery across nodes resumed");
+        // What B's client missed is in `changes`.
+        let changes = b
+            .api
+            .ok(
+                "GET",
+                &format!("/api/v1/rooms/{room}/changes?since=0"),
+                &bob.token,
+                None,
+            )
+            .await;
+        let contents: Vec<&str> = changes["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .collect();
+        assert!(contents.contains(&"during"), "{contents:?}");
+    })
+    .await;
+}
