@@ -81,6 +81,10 @@ pub struct BusStats {
     pub published: AtomicU64,
     /// Events received from other nodes.
     pub received: AtomicU64,
+    /// Their lag, summed: from the publisher's clock at publishing to this
+    /// node's at receiving, in microseconds (nodes' clocks are assumed in
+    /// step, as NTP keeps them). Over `received`, the mean lag.
+    pub lag_us: AtomicU64,
     /// Events not published: the queue was full or Redis refused them.
     pub dropped: AtomicU64,
     /// Messages on the channel that could not be read.
@@ -284,9 +288,14 @@ async fn subscribe_loop(
                     tracing::info!("subscribed to the other nodes' events");
                     let mut messages = pubsub.on_message();
                     while let Some(msg) = messages.next().await {
-                        match wire::decode(msg.get_payload_bytes()) {
-                            Ok((from, _)) if from == node => {}
-                            Ok((_, event)) => {
+                        match wire::decode_sent(msg.get_payload_bytes()) {
+                            Ok((from, _, _)) if from == node => {}
+                            Ok((_, sent_ms, event)) => {
+                                let now_ms = chrono::Utc::now().timestamp_millis();
+                                if sent_ms > 0 {
+                                    let lag_us = (now_ms - sent_ms).max(0).unsigned_abs() * 1000;
+                                    stats.lag_us.fetch_add(lag_us, Ordering::Relaxed);
+                                }
                                 stats.received.fetch_add(1, Ordering::Relaxed);
                                 local.deliver(event);
                             }

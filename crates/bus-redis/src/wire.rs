@@ -21,6 +21,10 @@ use uuid::Uuid;
 pub struct Envelope {
     /// The publishing node.
     pub node: Uuid,
+    /// When it was published (Unix milliseconds, the publisher's clock),
+    /// for the receivers' lag; 0 from a publisher that did not say.
+    #[serde(default)]
+    pub sent_ms: i64,
     pub event: WireEvent,
 }
 
@@ -33,18 +37,25 @@ pub enum WireError {
     Invalid(&'static str),
 }
 
-/// Encodes an event published by `node`.
+/// Encodes an event published by `node` now.
 pub fn encode(node: Uuid, event: &Event) -> Result<Vec<u8>, WireError> {
     Ok(serde_json::to_vec(&Envelope {
         node,
+        sent_ms: chrono::Utc::now().timestamp_millis(),
         event: WireEvent::from(event),
     })?)
 }
 
 /// Decodes an envelope: the publishing node and the event.
 pub fn decode(bytes: &[u8]) -> Result<(Uuid, Event), WireError> {
+    decode_sent(bytes).map(|(node, _, event)| (node, event))
+}
+
+/// Decodes an envelope: the publishing node, when it was sent (Unix ms,
+/// 0 if unknown) and the event.
+pub fn decode_sent(bytes: &[u8]) -> Result<(Uuid, i64, Event), WireError> {
     let envelope: Envelope = serde_json::from_slice(bytes)?;
-    Ok((envelope.node, envelope.event.try_into()?))
+    Ok((envelope.node, envelope.sent_ms, envelope.event.try_into()?))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -52,6 +52,8 @@ pub struct BusGauges {
     pub dropped: u64,
     /// Times the subscription was (re)established.
     pub connects: u64,
+    /// The received events' lag, summed, in microseconds.
+    pub lag_us: u64,
 }
 
 /// A bus shared with other nodes (Redis), for `/metrics` and `/ready`.
@@ -96,6 +98,8 @@ pub struct Metrics {
     bus_received: Counter,
     bus_dropped: Counter,
     bus_connects: Counter,
+    bus_lag_us: Counter,
+    gaps: Counter,
     /// One scrape at a time brings the mirrored counters up to date.
     scrape: Mutex<()>,
 }
@@ -122,6 +126,8 @@ impl Default for Metrics {
         let bus_received = Counter::default();
         let bus_dropped = Counter::default();
         let bus_connects = Counter::default();
+        let bus_lag_us = Counter::default();
+        let gaps = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route pattern and status",
@@ -202,6 +208,16 @@ impl Default for Metrics {
             "Times this node's subscription to the bus was established (1 + reconnects)",
             bus_connects.clone(),
         );
+        registry.register(
+            "bus_lag_microseconds",
+            "Lag of the events received from the other nodes, summed (publish to receipt); over chat_bus_received_total, the mean",
+            bus_lag_us.clone(),
+        );
+        registry.register(
+            "ws_gaps",
+            "Room gaps (a missing event version) the hub stopped waiting for; clients fill them from changes",
+            gaps.clone(),
+        );
         Self {
             registry,
             requests,
@@ -220,6 +236,8 @@ impl Default for Metrics {
             bus_received,
             bus_dropped,
             bus_connects,
+            bus_lag_us,
+            gaps,
             scrape: Mutex::new(()),
         }
     }
@@ -259,6 +277,7 @@ impl Metrics {
             &self.slow_consumers,
             hub.slow_consumers.load(Ordering::Relaxed),
         );
+        mirror(&self.gaps, hub.gaps.load(Ordering::Relaxed));
         self.ws_open
             .set(i64::try_from(hub.open.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
         if let Some(p) = pool {
@@ -282,6 +301,7 @@ impl Metrics {
             mirror(&self.bus_received, b.received);
             mirror(&self.bus_dropped, b.dropped);
             mirror(&self.bus_connects, b.connects);
+            mirror(&self.bus_lag_us, b.lag_us);
         }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {

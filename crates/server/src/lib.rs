@@ -322,6 +322,7 @@ impl chat_http::BusStats for RedisReadings {
             received: s.received.load(Ordering::Relaxed),
             dropped: s.dropped.load(Ordering::Relaxed),
             connects: s.connects.load(Ordering::Relaxed),
+            lag_us: s.lag_us.load(Ordering::Relaxed),
         }
     }
 }

@@ -556,6 +556,11 @@ async fn events_cross_nodes_through_redis() {
         assert_eq!(sample("chat_bus_connected "), 1, "{metrics}");
         assert!(sample("chat_bus_received_total ") >= 1, "{metrics}");
         assert!(sample("chat_bus_published_total ") >= 1, "{metrics}");
+        assert!(
+            metrics.contains("chat_bus_lag_microseconds_total ")
+                && metrics.contains("chat_ws_gaps_total "),
+            "{metrics}"
+        );
     })
     .await;
 }
