@@ -29,7 +29,7 @@ mod presence;
 pub mod wire;
 
 pub use limits::RedisLimits;
-pub use presence::{NODE_TTL, RedisPresence};
+pub use presence::RedisPresence;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

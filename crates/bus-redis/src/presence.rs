@@ -7,11 +7,12 @@
 //!   see themselves first or last.
 //! - `{prefix}:held:{node}`: the users a node holds, and
 //!   `{prefix}:alive:{node}`, which the node renews every few seconds with
-//!   an expiry (by default [`NODE_TTL`]). `{prefix}:nodes` lists the nodes.
+//!   an expiry (the `ttl` it was connected with). `{prefix}:nodes` lists
+//!   the nodes.
 //! - A node that dies stops renewing. Any other node's next
 //!   [`Presence::orphans`] call claims it (one claimant: `SREM` from the
 //!   node list), removes it from its users' hashes, and returns the users
-//!   it left with no node: those go offline within `NODE_TTL` plus the
+//!   it left with no node: those go offline within that `ttl` plus the
 //!   calling period.
 //!
 //! With Redis unreachable, a node answers as a single node would (its own
@@ -28,9 +29,6 @@ use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
 use crate::BusError;
-
-/// How long a node counts as alive after it last said so, by default.
-pub const NODE_TTL: Duration = Duration::from_secs(30);
 
 /// Presence over Redis; see the module's documentation.
 pub struct RedisPresence {

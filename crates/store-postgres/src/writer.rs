@@ -81,8 +81,6 @@ pub struct WriterStats {
     pub sends: AtomicU64,
     /// Sends refused at once because their lane's queue was full.
     pub rejected: AtomicU64,
-    /// Batches retried one send at a time after a database error.
-    pub split: AtomicU64,
 }
 
 type Answer = Result<Appended, AppendError>;
@@ -202,7 +200,10 @@ fn split_repeats(jobs: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
 
 /// Commits one batch and answers each of its sends.
 async fn commit(pool: &Pool<Conn>, deadline: Duration, jobs: Vec<Job>, stats: &WriterStats) {
-    let news: Arc<Vec<NewMessage>> = Arc::new(jobs.iter().map(|j| j.new.clone()).collect());
+    // The sends go to the transaction's task; their answers stay here.
+    let (news, dones): (Vec<NewMessage>, Vec<oneshot::Sender<Answer>>) =
+        jobs.into_iter().map(|j| (j.new, j.done)).unzip();
+    let news = Arc::new(news);
     let batch = news.clone();
     let result = run_on(pool, deadline, Mode::Write, move |c| {
         Box::pin(async move { decide_and_write(c, &batch).await })
@@ -211,35 +212,37 @@ async fn commit(pool: &Pool<Conn>, deadline: Duration, jobs: Vec<Job>, stats: &W
     match result {
         Ok(answers) => {
             stats.batches.fetch_add(1, Ordering::Relaxed);
-            stats.sends.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-            for (job, answer) in jobs.into_iter().zip(answers) {
-                let _ = job.done.send(answer.map_err(AppendError::from));
+            stats.sends.fetch_add(dones.len() as u64, Ordering::Relaxed);
+            for (done, answer) in dones.into_iter().zip(answers) {
+                let _ = done.send(answer.map_err(AppendError::from));
             }
         }
         Err(e) => {
-            let lone = jobs.len() == 1;
+            // Only a batch that failed needs its sends back (a task that
+            // timed out may still hold them: then a copy).
+            let news = Arc::try_unwrap(news).unwrap_or_else(|shared| (*shared).clone());
+            let lone = news.len() == 1;
             // A lone send that broke the idempotency index raced an
             // identical one (another process's) that is committed now.
             let raced = lone && breaks_client_msg_id(&e);
             let e = e.into_store();
-            if raced || lone || matches!(e, StoreError::Unavailable(_)) {
+            if lone || matches!(e, StoreError::Unavailable(_)) {
                 // Nothing of the batch is known to be durable: nobody gets
                 // an ack.
-                for job in jobs {
+                for (new, done) in news.iter().zip(dones) {
                     let answer = if raced {
-                        replayed(pool, deadline, &job.new).await
+                        replayed(pool, deadline, new).await
                     } else {
                         Err(AppendError::Store(same_error(&e)))
                     };
-                    let _ = job.done.send(answer);
+                    let _ = done.send(answer);
                 }
             } else {
                 // Some send broke a rule the checks did not foresee: find it
                 // by committing one at a time.
-                stats.split.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, sends = jobs.len(), "a send batch failed; retrying its sends one by one");
-                for job in jobs {
-                    Box::pin(commit(pool, deadline, vec![job], stats)).await;
+                tracing::warn!(error = %e, sends = news.len(), "a send batch failed; retrying its sends one by one");
+                for (new, done) in news.into_iter().zip(dones) {
+                    Box::pin(commit(pool, deadline, vec![Job { new, done }], stats)).await;
                 }
             }
         }

@@ -461,26 +461,52 @@ async fn two_nodes() {
     );
 }
 
+/// The Redis every machine of this project runs; each test takes a channel
+/// of its own on it.
+const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+
+/// Two nodes on a new database and attachment folder, sharing Redis at
+/// `redis_url` on a channel of their own, with `extra` settings on both.
+/// Dropped in field order: the nodes are killed, then the folder and the
+/// database go.
+struct Pair {
+    a: Node,
+    b: Node,
+    _storage: TempDir,
+    _db: TestDb,
+}
+
+async fn two_on_redis(redis_url: &str, extra: &[(&str, String)]) -> Pair {
+    let db = TestDb::create().await;
+    let storage = TempDir(
+        std::env::temp_dir().join(format!("chat-e2e-pair-{}", uuid::Uuid::new_v4().simple())),
+    );
+    let mut env = vec![
+        ("REDIS_URL", redis_url.to_owned()),
+        (
+            "CHAT__REDIS__CHANNEL",
+            format!("chat:e2e:{}", uuid::Uuid::new_v4()),
+        ),
+    ];
+    env.extend(extra.iter().cloned());
+    let a = Node::start_with("A", &db, &storage.0, &env).await;
+    let b = Node::start_with("B", &db, &storage.0, &env).await;
+    Pair {
+        a,
+        b,
+        _storage: storage,
+        _db: db,
+    }
+}
+
 /// With `REDIS_URL` set on both, two server processes deliver each other's
 /// events: a REST send on node A and a WebSocket send on node B reach the
 /// sockets on both nodes, once each; typing, a kick and a logout cross too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_cross_nodes_through_redis() {
     within_budget(async {
-        let db = TestDb::create().await;
-        let storage = TempDir(
-            std::env::temp_dir().join(format!("chat-e2e-redis-{}", uuid::Uuid::new_v4().simple())),
-        );
-        // A channel of this test's own on the shared Redis.
-        let redis = [
-            ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
-            (
-                "CHAT__REDIS__CHANNEL",
-                format!("chat:e2e:{}", uuid::Uuid::new_v4()),
-            ),
-        ];
-        let a = Node::start_with("A", &db, &storage.0, &redis).await;
-        let b = Node::start_with("B", &db, &storage.0, &redis).await;
+        let pair = two_on_redis(SHARED_REDIS, &[]).await;
+        let (a, b) = (&pair.a, &pair.b);
         let alice = a.api.user("alice").await;
         let bob = a.api.user("bob").await;
         let room = a.api.room(&alice, "public").await;
@@ -580,22 +606,15 @@ async fn within_budget(f: impl Future<Output = ()>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn presence_spans_nodes_and_survives_a_killed_node() {
     within_budget(async {
-        let db = TestDb::create().await;
-        let storage = TempDir(std::env::temp_dir().join(format!(
-            "chat-e2e-presence-{}",
-            uuid::Uuid::new_v4().simple()
-        )));
-        let env = [
-            ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
-            (
-                "CHAT__REDIS__CHANNEL",
-                format!("chat:e2e:{}", uuid::Uuid::new_v4()),
-            ),
-            ("CHAT__REDIS__NODE_TTL_SECS", "2".to_owned()),
-            ("CHAT__REDIS__NODE_CHECK_SECS", "1".to_owned()),
-        ];
-        let a = Node::start_with("A", &db, &storage.0, &env).await;
-        let mut b = Node::start_with("B", &db, &storage.0, &env).await;
+        let mut pair = two_on_redis(
+            SHARED_REDIS,
+            &[
+                ("CHAT__REDIS__NODE_TTL_SECS", "2".to_owned()),
+                ("CHAT__REDIS__NODE_CHECK_SECS", "1".to_owned()),
+            ],
+        )
+        .await;
+        let (a, b) = (&pair.a, &mut pair.b);
         let alice = a.api.user("alice").await;
         let bob = a.api.user("bob").await;
         let room = a.api.room(&alice, "public").await;
@@ -667,21 +686,15 @@ async fn presence_spans_nodes_and_survives_a_killed_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_one_rate_limit() {
     within_budget(async {
-        let db = TestDb::create().await;
-        let storage = TempDir(
-            std::env::temp_dir().join(format!("chat-e2e-limits-{}", uuid::Uuid::new_v4().simple())),
-        );
-        let env = [
-            ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
-            (
-                "CHAT__REDIS__CHANNEL",
-                format!("chat:e2e:{}", uuid::Uuid::new_v4()),
-            ),
-            ("CHAT__LIMITS__MESSAGES_PER_MINUTE", "6".to_owned()),
-            ("CHAT__LIMITS__MESSAGES_BURST", "3".to_owned()),
-        ];
-        let a = Node::start_with("A", &db, &storage.0, &env).await;
-        let b = Node::start_with("B", &db, &storage.0, &env).await;
+        let pair = two_on_redis(
+            SHARED_REDIS,
+            &[
+                ("CHAT__LIMITS__MESSAGES_PER_MINUTE", "6".to_owned()),
+                ("CHAT__LIMITS__MESSAGES_BURST", "3".to_owned()),
+            ],
+        )
+        .await;
+        let (a, b) = (&pair.a, &pair.b);
         let alice = a.api.user("alice").await;
         let room = a.api.room(&alice, "private").await;
         let path = format!("/api/v1/rooms/{room}/messages");
@@ -690,9 +703,9 @@ async fn two_nodes_share_one_rate_limit() {
             let (path, token, body) = (path.clone(), alice.token.clone(), json!({"content": text}));
             async move { api.call("POST", &path, Some(&token), Some(body)).await }
         };
-        assert_eq!(send(&a, "one").await.0, 201);
-        assert_eq!(send(&b, "two").await.0, 201);
-        assert_eq!(send(&a, "three").await.0, 201);
+        assert_eq!(send(a, "one").await.0, 201);
+        assert_eq!(send(b, "two").await.0, 201);
+        assert_eq!(send(a, "three").await.0, 201);
         for node in [&a, &b] {
             let (status, body) = send(node, "too many").await;
             assert_eq!(
@@ -783,18 +796,13 @@ async fn bus_becomes(node: &Node, want: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_outage_loses_nothing() {
     within_budget(async {
-        let db = TestDb::create().await;
-        let storage = TempDir(
-            std::env::temp_dir().join(format!("chat-e2e-outage-{}", uuid::Uuid::new_v4().simple())),
-        );
         let mut redis = OwnRedis::new();
-        let env = [("REDIS_URL", redis.url())];
-        let a = Node::start_with("A", &db, &storage.0, &env).await;
-        let b = Node::start_with("B", &db, &storage.0, &env).await;
-        bus_becomes(&a, "down").await;
+        let pair = two_on_redis(&redis.url(), &[]).await;
+        let (a, b) = (&pair.a, &pair.b);
+        bus_becomes(a, "down").await;
         redis.start().await;
-        bus_becomes(&a, "up").await;
-        bus_becomes(&b, "up").await;
+        bus_becomes(a, "up").await;
+        bus_becomes(b, "up").await;
 
         let alice = a.api.user("alice").await;
         let bob = a.api.user("bob").await;
@@ -811,7 +819,7 @@ async fn a_redis_outage_loses_nothing() {
         }
 
         redis.stop();
-        bus_becomes(&b, "down").await;
+        bus_becomes(b, "down").await;
         let during = a.api.send(&alice, &room, "during").await;
         assert_eq!(during["seq"], 2, "stored and acknowledged: {during}");
         assert_eq!(
@@ -828,8 +836,8 @@ async fn a_redis_outage_loses_nothing() {
         );
 
         redis.start().await;
-        bus_becomes(&a, "up").await;
-        bus_becomes(&b, "up").await;
+        bus_becomes(a, "up").await;
+        bus_becomes(b, "up").await;
         // The publisher reconnects on its next use: send until one crosses.
         let mut crossed = None;
         for i in 0..20 {
@@ -870,19 +878,8 @@ async fn a_redis_outage_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_node_sees_one_rooms_messages_in_order() {
     within_budget(async {
-        let db = TestDb::create().await;
-        let storage = TempDir(
-            std::env::temp_dir().join(format!("chat-e2e-order-{}", uuid::Uuid::new_v4().simple())),
-        );
-        let env = [
-            ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
-            (
-                "CHAT__REDIS__CHANNEL",
-                format!("chat:e2e:{}", uuid::Uuid::new_v4()),
-            ),
-        ];
-        let a = Node::start_with("A", &db, &storage.0, &env).await;
-        let b = Node::start_with("B", &db, &storage.0, &env).await;
+        let pair = two_on_redis(SHARED_REDIS, &[]).await;
+        let (a, b) = (&pair.a, &pair.b);
         let owner = a.api.user("owner").await;
         let room = a.api.room(&owner, "public").await;
         let mut senders = Vec::new();
