@@ -306,6 +306,11 @@ impl PgStore {
         self.writers.stats()
     }
 
+    /// Sends queued for the writers and not yet in a transaction.
+    pub fn writer_queued(&self) -> usize {
+        self.writers.queued()
+    }
+
     /// One statement.
     async fn query<T, F>(&self, f: F) -> Result<T, StoreError>
     where

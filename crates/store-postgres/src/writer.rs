@@ -127,6 +127,14 @@ impl Writers {
         &self.stats
     }
 
+    /// Sends waiting in the lanes' queues, not yet taken into a transaction.
+    pub(crate) fn queued(&self) -> usize {
+        self.lanes
+            .iter()
+            .map(|lane| lane.max_capacity() - lane.capacity())
+            .sum()
+    }
+
     /// Queues the send on its room's lane and waits for its answer.
     pub(crate) async fn append(&self, new: &NewMessage) -> Answer {
         let hash = self.hasher.hash_one(new.room_id.0);

@@ -48,6 +48,39 @@ async fn hold(db: &TestDb, room: RoomId) -> AsyncPgConnection {
     locker
 }
 
+/// Waits until a connection of this database waits on a lock (the writer's
+/// transaction, stuck behind `hold`). Asked from a connection outside any
+/// transaction: inside one, `pg_stat_activity` is a snapshot that never
+/// changes.
+async fn wait_for_lock_waiter(db: &TestDb) {
+    let conn = &mut db.connect().await;
+    use diesel::sql_types::BigInt;
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: Count = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result(conn)
+        .await
+        .unwrap();
+        if waiting.n > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the writer never reached the held lock"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn spawn_send(s: &Stores, new: NewMessage) -> JoinHandle<Result<Appended, AppendError>> {
     let messages = s.messages.clone();
     tokio::spawn(async move { messages.append(&new).await })
@@ -75,10 +108,21 @@ async fn as_one_batch(
     // The first send takes the writer and waits on the lock.
     let mut sends = sends.into_iter();
     let mut tasks = vec![spawn_send(&s, sends.next().unwrap())];
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // The rest queue behind it.
-    tasks.extend(sends.map(|new| spawn_send(&s, new)));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_lock_waiter(db).await;
+    // The rest queue behind it, one at a time so that the queue's order is
+    // the order of `sends` (spawned tasks may run in any order).
+    for new in sends {
+        let queued = store.writer_queued();
+        tasks.push(spawn_send(&s, new));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while store.writer_queued() == queued {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a send never reached the queue"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
     locker.batch_execute("COMMIT").await.unwrap();
     let mut answers = Vec::new();
     for t in tasks {
