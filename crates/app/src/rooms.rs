@@ -248,6 +248,67 @@ impl Rooms {
             .ok_or(Denied::NotFound)?)
     }
 
+    /// For a node whose shared bus lost a room's events (versions after
+    /// `since`, up to `upto`): the messages among them, back as events, from
+    /// the store. A message this node's listeners have not seen
+    /// (`seq > last_seq`) comes as `message:new`; one they have, as its
+    /// latest edit or deletion. Messages changed again after `upto` are
+    /// left to the later events, and changes that are not messages
+    /// (membership, the room itself) to the clients, who see the versions
+    /// still missing and ask for `changes`. Reactions' `me` is told per
+    /// recipient, as for a live edit.
+    pub async fn missed_events(
+        &self,
+        room: RoomId,
+        since: u64,
+        upto: u64,
+        last_seq: u64,
+    ) -> Result<Vec<Event>, AppError> {
+        if upto <= since {
+            return Ok(Vec::new());
+        }
+        let limit = u32::try_from(upto - since)
+            .unwrap_or(u32::MAX)
+            .min(Self::MAX_CHANGES);
+        // Nobody's `me`: each recipient's is worked out from the reactors.
+        let nobody = UserId(uuid::Uuid::nil());
+        let Some(changes) = self
+            .ctx
+            .stores
+            .rooms
+            .changes(room, since, limit, nobody)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut events = Vec::new();
+        for message in changes.messages {
+            if message.version <= since || message.version > upto {
+                continue;
+            }
+            let event = if message.deleted {
+                Event::MessageDeleted {
+                    room_id: message.room_id,
+                    id: message.id,
+                    seq: message.seq,
+                    version: message.version,
+                }
+            } else if message.seq > last_seq {
+                Event::MessageNew { message }
+            } else {
+                let reactors = if message.reactions.is_empty() {
+                    Vec::new()
+                } else {
+                    self.ctx.stores.messages.reactors(message.id).await?
+                };
+                Event::MessageUpdated { message, reactors }
+            };
+            events.push(event);
+        }
+        events.sort_by_key(|e| e.version());
+        Ok(events)
+    }
+
     /// A room, if the caller may see it.
     pub async fn get(&self, me: UserId, room: RoomId) -> Result<Room, AppError> {
         let s = self.snapshot(me, room).await?;

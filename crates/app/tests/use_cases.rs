@@ -815,6 +815,76 @@ async fn changes_bring_a_stale_copy_up_to_date() {
     assert_eq!(seen, c.messages.iter().map(|m| m.seq).collect::<Vec<_>>());
 }
 
+/// What a node's bus lost, read back from the store as events: a message
+/// new to the node's listeners as `message:new`, one they had as its edit
+/// (with who reacted, for each recipient's `me`) or deletion; versions that
+/// are not messages (the role change itself; its system line is one), and
+/// messages changed again after the gap, left out.
+#[tokio::test]
+async fn missed_events_tell_a_gaps_messages_again() {
+    let t = TestApp::in_memory();
+    let (owner, bob) = (t.user("owner").await, t.user("bob").await);
+    let room = t.room(owner, false).await;
+    t.app.rooms.join(bob, room).await.unwrap();
+    let seen = t.send(bob, room, "seen").await.unwrap().message;
+    let gone = t.send(bob, room, "gone").await.unwrap().message;
+    let since = t.version(owner, room).await;
+
+    t.app
+        .messages
+        .edit(bob, seen.id, "seen, edited")
+        .await
+        .unwrap();
+    t.app
+        .messages
+        .react(owner, seen.id, "👍", true)
+        .await
+        .unwrap();
+    t.app.messages.delete(bob, gone.id).await.unwrap();
+    let fresh = t.send(owner, room, "fresh").await.unwrap().message;
+    t.app
+        .rooms
+        .set_role(owner, room, bob, Role::Admin)
+        .await
+        .unwrap();
+    let upto = t.version(owner, room).await;
+    let later = t.send(owner, room, "later").await.unwrap().message;
+    t.app
+        .messages
+        .edit(owner, later.id, "later, edited")
+        .await
+        .unwrap();
+
+    let events = t
+        .app
+        .rooms
+        .missed_events(room, since, upto, gone.seq)
+        .await
+        .unwrap();
+    let versions: Vec<u64> = events.iter().filter_map(Event::version).collect();
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    assert!(versions.iter().all(|v| (since + 1..=upto).contains(v)));
+    match &events[..] {
+        [
+            Event::MessageUpdated { message, reactors },
+            Event::MessageDeleted { id, .. },
+            Event::MessageNew { message: new },
+            Event::MessageNew { message: system },
+        ] => {
+            assert_eq!(system.kind, MessageKind::System, "the role change's line");
+            assert_eq!(message.content.as_str(), "seen, edited");
+            assert_eq!(reactors.len(), 1);
+            assert_eq!(reactors[0].user_ids, vec![owner]);
+            assert_eq!(*id, gone.id);
+            assert_eq!(new.id, fresh.id);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing missed, nothing told.
+    let none = t.app.rooms.missed_events(room, upto, upto, later.seq).await;
+    assert!(none.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn changes_are_for_members_with_a_version_they_could_have() {
     let t = TestApp::in_memory();

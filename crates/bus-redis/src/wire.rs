@@ -21,11 +21,20 @@ use uuid::Uuid;
 pub struct Envelope {
     /// The publishing node.
     pub node: Uuid,
+    /// The envelope's place in its node's publishing order, from 1 (0:
+    /// not numbered). One event may go to several channels; a node that
+    /// listens to more than one of them keeps the first copy.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n: u64,
     /// When it was published (Unix milliseconds, the publisher's clock),
     /// for the receivers' lag; 0 from a publisher that did not say.
     #[serde(default)]
     pub sent_ms: i64,
     pub event: WireEvent,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why a message from the wire could not be read.
@@ -37,25 +46,52 @@ pub enum WireError {
     Invalid(&'static str),
 }
 
-/// Encodes an event published by `node` now.
+/// Encodes an event published by `node` now, not yet numbered (see
+/// [`numbered`]).
 pub fn encode(node: Uuid, event: &Event) -> Result<Vec<u8>, WireError> {
     Ok(serde_json::to_vec(&Envelope {
         node,
+        n: 0,
         sent_ms: chrono::Utc::now().timestamp_millis(),
         event: WireEvent::from(event),
     })?)
 }
 
-/// Decodes an envelope: the publishing node and the event.
-pub fn decode(bytes: &[u8]) -> Result<(Uuid, Event), WireError> {
-    decode_sent(bytes).map(|(node, _, event)| (node, event))
+/// The envelope `encoded` by [`encode`], numbered `n`: the number is put in
+/// front, so that it can be given in publishing order after the event was
+/// encoded wherever it was published.
+pub fn numbered(n: u64, encoded: &[u8]) -> Vec<u8> {
+    let rest = encoded.strip_prefix(b"{").unwrap_or(encoded);
+    let mut out = Vec::with_capacity(encoded.len() + 24);
+    out.extend_from_slice(format!("{{\"n\":{n},").as_bytes());
+    out.extend_from_slice(rest);
+    out
 }
 
-/// Decodes an envelope: the publishing node, when it was sent (Unix ms,
-/// 0 if unknown) and the event.
-pub fn decode_sent(bytes: &[u8]) -> Result<(Uuid, i64, Event), WireError> {
+/// An envelope read back.
+#[derive(Debug)]
+pub struct Received {
+    pub node: Uuid,
+    pub n: u64,
+    /// Unix ms by the publisher's clock; 0 if unknown.
+    pub sent_ms: i64,
+    pub event: Event,
+}
+
+/// Decodes an envelope: the publishing node and the event.
+pub fn decode(bytes: &[u8]) -> Result<(Uuid, Event), WireError> {
+    decode_all(bytes).map(|r| (r.node, r.event))
+}
+
+/// Decodes an envelope with everything it says.
+pub fn decode_all(bytes: &[u8]) -> Result<Received, WireError> {
     let envelope: Envelope = serde_json::from_slice(bytes)?;
-    Ok((envelope.node, envelope.sent_ms, envelope.event.try_into()?))
+    Ok(Received {
+        node: envelope.node,
+        n: envelope.n,
+        sent_ms: envelope.sent_ms,
+        event: envelope.event.try_into()?,
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize)]

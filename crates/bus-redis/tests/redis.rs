@@ -15,7 +15,7 @@ use chat_domain::{
     ReactionSummary, Role, Room, RoomDescription, RoomId, RoomKind, RoomName, SenderInfo,
     SessionId, User, UserId, Username,
 };
-use chat_ports::{Event, EventBus, EventStream, Reactors};
+use chat_ports::{Event, EventBus, EventStream, Reactors, Topic};
 use uuid::Uuid;
 
 fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
@@ -24,6 +24,18 @@ fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
 
 fn id() -> Uuid {
     Uuid::now_v7()
+}
+
+fn user() -> User {
+    User {
+        id: UserId(id()),
+        username: Username::parse("bob_2").unwrap(),
+        email: Email::parse("bob@example.com").unwrap(),
+        display_name: DisplayName::parse("Bob").unwrap(),
+        avatar: None,
+        created_at: at(0),
+        last_seen_at: None,
+    }
 }
 
 fn sender() -> SenderInfo {
@@ -230,6 +242,33 @@ fn read(seq: u64) -> Event {
     }
 }
 
+/// Subscribes to `bus` listening to `topics`, and waits until Redis
+/// says the bus's subscriber connection has them all.
+async fn listening(bus: &RedisBus, topics: &[Topic]) -> Box<dyn EventStream> {
+    let stream = bus.subscribe();
+    let interest = stream.interest().expect("a narrowing bus");
+    for t in topics {
+        interest.listen(*t);
+    }
+    wait_for_topics(bus, topics.len() as u64).await;
+    stream
+}
+
+async fn wait_for_topics(bus: &RedisBus, n: u64) {
+    for _ in 0..100 {
+        let s = bus.stats();
+        if s.subscribed.load(std::sync::atomic::Ordering::Relaxed)
+            && s.topics.load(std::sync::atomic::Ordering::Relaxed) == n
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the bus never listened to {n} topics");
+}
+
+const NIL_ROOM: Topic = Topic::Room(RoomId(Uuid::nil()));
+
 /// Waits until the bus's subscriber connection is up.
 async fn subscribed(bus: &RedisBus) {
     for _ in 0..100 {
@@ -252,9 +291,8 @@ async fn events_cross_nodes_once_each_in_order() {
     let config = config("redis://127.0.0.1:6379");
     let a = RedisBus::connect(&config).await.unwrap();
     let b = RedisBus::connect(&config).await.unwrap();
-    let (mut at_a, mut at_b) = (a.subscribe(), b.subscribe());
-    subscribed(&a).await;
-    subscribed(&b).await;
+    let mut at_a = listening(&a, &[NIL_ROOM]).await;
+    let mut at_b = listening(&b, &[NIL_ROOM]).await;
     for seq in 1..=50 {
         a.publish(read(seq)).await;
     }
@@ -354,9 +392,8 @@ async fn a_redis_outage_keeps_local_delivery_and_heals() {
     let config = config(&redis.url());
     let a = RedisBus::connect(&config).await.unwrap();
     let b = RedisBus::connect(&config).await.unwrap();
-    let (mut at_a, mut at_b) = (a.subscribe(), b.subscribe());
-    subscribed(&a).await;
-    subscribed(&b).await;
+    let mut at_a = listening(&a, &[NIL_ROOM]).await;
+    let mut at_b = listening(&b, &[NIL_ROOM]).await;
     a.publish(read(1)).await;
     assert_eq!(next(&mut at_a).await, Some(read(1)));
     assert_eq!(next(&mut at_b).await, Some(read(1)));
@@ -387,8 +424,9 @@ async fn a_redis_outage_keeps_local_delivery_and_heals() {
     assert!(quiet(&mut at_b).await, "the other node cannot hear it");
 
     let _redis = PrivateRedis::start(port);
-    subscribed(&a).await;
-    subscribed(&b).await;
+    // Back, each node listens to its topics again by itself.
+    wait_for_topics(&a, 1).await;
+    wait_for_topics(&b, 1).await;
     // The publisher's connection comes back on its next use: retry until
     // an event crosses.
     let mut crossed = false;
@@ -411,6 +449,84 @@ async fn a_redis_outage_keeps_local_delivery_and_heals() {
             .connects
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 2
+    );
+}
+
+/// A node hears another node's events only for the rooms and users it
+/// listens to, from the moment Redis has its subscription to the moment it
+/// lets go; presence reaches every node; an event sent to two channels the
+/// node listens to (a join: its room and its user) is heard once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_hears_only_what_it_listens_to_and_each_event_once() {
+    let config = config("redis://127.0.0.1:6379");
+    let a = RedisBus::connect(&config).await.unwrap();
+    let b = RedisBus::connect(&config).await.unwrap();
+    let _at_a = a.subscribe();
+    let mut at_b = b.subscribe();
+    subscribed(&b).await;
+    let interest = at_b.interest().unwrap();
+    let (here, elsewhere) = (RoomId(id()), RoomId(id()));
+    let who = sender();
+    let typing = |room| Event::Typing {
+        room_id: room,
+        user: who.clone(),
+    };
+
+    // Not listening to anything: only what goes everywhere comes.
+    a.publish(typing(here)).await;
+    let online = Event::Presence {
+        user_id: UserId(id()),
+        online: true,
+        last_seen_at: None,
+        room_ids: vec![elsewhere],
+    };
+    a.publish(online.clone()).await;
+    assert_eq!(next(&mut at_b).await, Some(online));
+
+    // Listening to `here` (twice: counted), not to `elsewhere`.
+    interest.listen(Topic::Room(here));
+    interest.listen(Topic::Room(here));
+    wait_for_topics(&b, 1).await;
+    a.publish(typing(elsewhere)).await;
+    a.publish(typing(here)).await;
+    assert_eq!(next(&mut at_b).await, Some(typing(here)));
+
+    // A join into `here` of a user B also listens to: one copy.
+    let joiner = user();
+    interest.listen(Topic::User(joiner.id));
+    wait_for_topics(&b, 2).await;
+    let joined = Event::MemberJoined {
+        membership: Membership {
+            room_id: here,
+            user_id: joiner.id,
+            role: Role::Member,
+            joined_at: at(1),
+        },
+        user: joiner.clone(),
+        version: 2,
+    };
+    a.publish(joined.clone()).await;
+    assert_eq!(next(&mut at_b).await, Some(joined));
+    assert!(quiet(&mut at_b).await, "the second copy is skipped");
+    assert_eq!(
+        b.stats()
+            .duplicates
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // Let go once: still listening (the other reason holds); twice: gone.
+    interest.unlisten(Topic::Room(here));
+    interest.unlisten(Topic::User(joiner.id));
+    wait_for_topics(&b, 1).await;
+    a.publish(typing(here)).await;
+    assert_eq!(next(&mut at_b).await, Some(typing(here)));
+    interest.unlisten(Topic::Room(here));
+    wait_for_topics(&b, 0).await;
+    a.publish(typing(here)).await;
+    assert!(
+        quiet(&mut at_b).await,
+        "nobody here listens to the room now"
     );
 }
 

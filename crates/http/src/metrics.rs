@@ -54,6 +54,10 @@ pub struct BusGauges {
     pub connects: u64,
     /// The received events' lag, summed, in microseconds.
     pub lag_us: u64,
+    /// Room and user channels this node listens to now.
+    pub topics: u64,
+    /// Copies of one event heard on two channels, skipped.
+    pub duplicates: u64,
 }
 
 /// A bus shared with other nodes (Redis), for `/metrics` and `/ready`.
@@ -99,7 +103,10 @@ pub struct Metrics {
     bus_dropped: Counter,
     bus_connects: Counter,
     bus_lag_us: Counter,
+    bus_topics: Gauge,
+    bus_duplicates: Counter,
     gaps: Counter,
+    refilled: Counter,
     /// One scrape at a time brings the mirrored counters up to date.
     scrape: Mutex<()>,
 }
@@ -127,7 +134,10 @@ impl Default for Metrics {
         let bus_dropped = Counter::default();
         let bus_connects = Counter::default();
         let bus_lag_us = Counter::default();
+        let bus_topics = Gauge::default();
+        let bus_duplicates = Counter::default();
         let gaps = Counter::default();
+        let refilled = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route pattern and status",
@@ -214,9 +224,24 @@ impl Default for Metrics {
             bus_lag_us.clone(),
         );
         registry.register(
+            "bus_topics",
+            "Room and user channels this node listens to on the bus: those it has connections for",
+            bus_topics.clone(),
+        );
+        registry.register(
+            "bus_duplicates",
+            "Second copies of an event heard on two channels this node listens to, skipped",
+            bus_duplicates.clone(),
+        );
+        registry.register(
             "ws_gaps",
-            "Room gaps (a missing event version) the hub stopped waiting for; clients fill them from changes",
+            "Room gaps (missing event versions) the hub could not wholly fill from the store; clients fill the rest from changes",
             gaps.clone(),
+        );
+        registry.register(
+            "ws_refilled",
+            "Events the bus lost that the hub read back from the store and delivered",
+            refilled.clone(),
         );
         Self {
             registry,
@@ -237,7 +262,10 @@ impl Default for Metrics {
             bus_dropped,
             bus_connects,
             bus_lag_us,
+            bus_topics,
+            bus_duplicates,
             gaps,
+            refilled,
             scrape: Mutex::new(()),
         }
     }
@@ -278,6 +306,7 @@ impl Metrics {
             hub.slow_consumers.load(Ordering::Relaxed),
         );
         mirror(&self.gaps, hub.gaps.load(Ordering::Relaxed));
+        mirror(&self.refilled, hub.refilled.load(Ordering::Relaxed));
         self.ws_open
             .set(i64::try_from(hub.open.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
         if let Some(p) = pool {
@@ -302,6 +331,9 @@ impl Metrics {
             mirror(&self.bus_dropped, b.dropped);
             mirror(&self.bus_connects, b.connects);
             mirror(&self.bus_lag_us, b.lag_us);
+            self.bus_topics
+                .set(i64::try_from(b.topics).unwrap_or(i64::MAX));
+            mirror(&self.bus_duplicates, b.duplicates);
         }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {

@@ -112,6 +112,33 @@ impl Event {
         }
     }
 
+    /// Which nodes of a deployment need the event: those listening to one
+    /// of these topics, or every node. A node listens to the rooms that
+    /// have members connected to it and to the users connected to it (see
+    /// [`Interest`]); a shared bus sends an event only where it is needed.
+    ///
+    /// - A new room goes everywhere: no node listens to it yet.
+    /// - A join goes to the room and to the one who joined, whose other
+    ///   devices may be on a node that did not listen to the room before.
+    /// - Presence goes everywhere: each node answers "is this user online"
+    ///   for anyone who asks over REST, not only for its own listeners.
+    /// - A session's end goes to its user.
+    /// - Everything else goes to its room.
+    pub fn audience(&self) -> Audience {
+        match self {
+            Event::RoomCreated { .. } | Event::Presence { .. } => Audience::Everyone,
+            Event::MemberJoined { membership, .. } => Audience::Topics(vec![
+                Topic::Room(membership.room_id),
+                Topic::User(membership.user_id),
+            ]),
+            Event::SessionEnded { user_id, .. } => Audience::Topics(vec![Topic::User(*user_id)]),
+            other => match other.room_id() {
+                Some(room) => Audience::Topics(vec![Topic::Room(room)]),
+                None => Audience::Everyone,
+            },
+        }
+    }
+
     /// The room version after the change, for the events of counted changes.
     pub fn version(&self) -> Option<u64> {
         match self {
@@ -127,6 +154,33 @@ impl Event {
             _ => None,
         }
     }
+}
+
+/// What a node listens to on a shared bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// The events of a room.
+    Room(RoomId),
+    /// The events addressed to a user (see [`Event::audience`]).
+    User(UserId),
+}
+
+/// Which nodes need an event: see [`Event::audience`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    Everyone,
+    Topics(Vec<Topic>),
+}
+
+/// How a subscriber tells a shared bus which topics it needs, so that the
+/// other nodes' events for rooms and users it has nobody for never reach
+/// it. Counted per topic: a topic is listened to while anyone wants it.
+/// A bus that delivers everything anyway has no `Interest`.
+pub trait Interest: Send + Sync + 'static {
+    /// Starts (or counts one more reason for) listening to `topic`.
+    fn listen(&self, topic: Topic);
+    /// One reason fewer to listen to `topic`; at none, it stops.
+    fn unlisten(&self, topic: Topic);
 }
 
 /// Where events go once their change has committed, and where the gateway
@@ -146,6 +200,13 @@ pub trait EventBus: Send + Sync + 'static {
 pub trait EventStream: Send + 'static {
     /// The next event; `None` once the bus is gone.
     async fn next(&mut self) -> Option<Event>;
+
+    /// Where to say which topics this subscriber needs, on a bus that
+    /// narrows what it sends by topic (each node's own events always
+    /// come). `None`: every event comes.
+    fn interest(&self) -> Option<std::sync::Arc<dyn Interest>> {
+        None
+    }
 }
 
 /// Who is online on any node. The gateway counts its own connections and

@@ -26,7 +26,9 @@ pub mod fakes;
 pub use auth::{AccessClaims, IssuedToken, PasswordHasher, RefreshClaims, TokenError, TokenIssuer};
 pub use blobs::BlobStore;
 pub use error::{AppendError, Conflict, SendRefused, StoreError};
-pub use events::{Event, EventBus, EventStream, OneNode, Presence, SharedLimits};
+pub use events::{
+    Audience, Event, EventBus, EventStream, Interest, OneNode, Presence, SharedLimits, Topic,
+};
 pub use page::{Cursor, Page, PageRequest};
 pub use repos::*;
 pub use system::{Clock, IdGen, SystemClock, V7Ids};

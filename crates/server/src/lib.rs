@@ -89,7 +89,7 @@ impl Application {
         let (stores, readiness, pool) = open_store(settings).await?;
         let blobs = open_blobs(settings).await?;
         let (bus, bus_stats, presence, shared_limits) = open_bus(settings).await?;
-        let hub = chat_http::ws::Hub::start(bus.subscribe());
+        let events = bus.subscribe();
         let app = App::new(Deps {
             stores,
             blobs,
@@ -105,6 +105,7 @@ impl Application {
             presence,
             admins: settings.auth.admins.clone(),
         });
+        let hub = chat_http::ws::Hub::start(events, Some(Arc::new(app.rooms.clone())));
         if settings.redis.url.as_deref().is_some() {
             // Users whose last connection was on a node that died go offline.
             let live = app.live.clone();
@@ -323,6 +324,8 @@ impl chat_http::BusStats for RedisReadings {
             dropped: s.dropped.load(Ordering::Relaxed),
             connects: s.connects.load(Ordering::Relaxed),
             lag_us: s.lag_us.load(Ordering::Relaxed),
+            topics: s.topics.load(Ordering::Relaxed),
+            duplicates: s.duplicates.load(Ordering::Relaxed),
         }
     }
 }

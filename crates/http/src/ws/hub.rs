@@ -6,8 +6,10 @@
 //! tables need no lock. A room's counted events are put back in version
 //! order before delivery (publishers race between commit and publish, and
 //! events from other nodes arrive when they arrive); a gap that does not
-//! fill within [`GAP_WAIT`] is given up on, and clients fill it from
-//! `GET /rooms/{id}/changes`. Each event is serialised once and the same
+//! fill within [`GAP_WAIT`] is asked of the store ([`Refill`]: the
+//! messages among the missing versions come back as events); what the
+//! store cannot give back as events is given up on, and clients fill it
+//! from `GET /rooms/{id}/changes` (they see the versions jump). Each event is serialised once and the same
 //! bytes go into every recipient's bounded queue with `try_send`: a full
 //! queue closes that connection with 1013, and nobody else waits for it.
 //! The hub never writes to a socket: each connection's own task does.
@@ -20,13 +22,40 @@ use std::time::{Duration, Instant};
 use actix_ws::CloseCode;
 use bytestring::ByteString;
 use chat_domain::{RoomId, SessionId, UserId};
-use chat_ports::{Event, EventStream};
+use chat_ports::{Event, EventStream, Interest, Topic};
 use tokio::sync::{Notify, mpsc};
 
 use super::frames;
 
 /// How long a room's later events wait for a missing earlier one.
 pub const GAP_WAIT: Duration = Duration::from_secs(1);
+
+/// How long the store gets to give a gap back before the hub goes on
+/// without it.
+pub const REFILL_WAIT: Duration = Duration::from_secs(2);
+
+/// Where the hub gets a room's lost events back from: the store.
+#[async_trait::async_trait]
+pub trait Refill: Send + Sync + 'static {
+    /// The events among the room's versions after `since`, up to `upto`,
+    /// that can be told again; `last_seq` is the newest message this
+    /// node's listeners have seen. Empty when there are none or the store
+    /// cannot answer.
+    async fn missed(&self, room: RoomId, since: u64, upto: u64, last_seq: u64) -> Vec<Event>;
+}
+
+#[async_trait::async_trait]
+impl Refill for chat_app::Rooms {
+    async fn missed(&self, room: RoomId, since: u64, upto: u64, last_seq: u64) -> Vec<Event> {
+        match self.missed_events(room, since, upto, last_seq).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, room = %room.0, "could not read a gap's events back");
+                Vec::new()
+            }
+        }
+    }
+}
 
 /// Why a connection is being closed by the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +125,19 @@ pub struct Conn {
 
 enum Cmd {
     Connect(Conn),
-    Rooms { user: UserId, rooms: Vec<RoomId> },
+    Rooms {
+        user: UserId,
+        rooms: Vec<RoomId>,
+    },
     Disconnect(u64),
     Event(Box<Event>),
     CloseAll(CloseWhy),
+    /// The store's answer for a room's gap up to `upto`.
+    Refilled {
+        room: RoomId,
+        upto: u64,
+        events: Vec<Event>,
+    },
 }
 
 /// Counters, for metrics and tests.
@@ -111,8 +149,10 @@ pub struct HubStats {
     pub dropped: AtomicU64,
     /// Connections closed for not keeping up.
     pub slow_consumers: AtomicU64,
-    /// Room gaps given up on after [`GAP_WAIT`].
+    /// Room gaps not (wholly) filled: some versions never delivered.
     pub gaps: AtomicU64,
+    /// Events read back from the store to fill gaps.
+    pub refilled: AtomicU64,
     /// Connections open now.
     pub open: AtomicU64,
 }
@@ -131,8 +171,11 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts the hub's task, fed by `events`. Needs a tokio runtime.
-    pub fn start(mut events: Box<dyn EventStream>) -> Self {
+    /// Starts the hub's task, fed by `events`, filling gaps from `refill`
+    /// (without one, a gap is given up on after [`GAP_WAIT`]). Needs a
+    /// tokio runtime.
+    pub fn start(mut events: Box<dyn EventStream>, refill: Option<Arc<dyn Refill>>) -> Self {
+        let interest = events.interest();
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(HubStats::default());
         let announced: Arc<Mutex<HashSet<UserId>>> = Arc::default();
@@ -163,7 +206,7 @@ impl Hub {
                 }
             }
         });
-        tokio::spawn(State::new(stats).run(rx));
+        tokio::spawn(State::new(stats, interest, refill, hub.tx.clone()).run(rx));
         hub
     }
 
@@ -244,6 +287,10 @@ struct Order {
     early: BTreeMap<u64, Event>,
     /// Since when the oldest early event has waited.
     waiting_since: Option<Instant>,
+    /// The highest message seq delivered here.
+    last_seq: u64,
+    /// Whether the store is being asked for the gap.
+    refilling: bool,
 }
 
 struct State {
@@ -255,10 +302,21 @@ struct State {
     stats: Arc<HubStats>,
     /// Set once the server is going away: newcomers are closed at once.
     closing: Option<CloseWhy>,
+    /// Told which rooms and users have someone here (keys of `rooms` and
+    /// `users`), on a bus that sends each node only what it needs.
+    interest: Option<Arc<dyn Interest>>,
+    refill: Option<Arc<dyn Refill>>,
+    /// The hub's own queue, for the store's answers.
+    tx: mpsc::UnboundedSender<Cmd>,
 }
 
 impl State {
-    fn new(stats: Arc<HubStats>) -> Self {
+    fn new(
+        stats: Arc<HubStats>,
+        interest: Option<Arc<dyn Interest>>,
+        refill: Option<Arc<dyn Refill>>,
+        tx: mpsc::UnboundedSender<Cmd>,
+    ) -> Self {
         Self {
             conns: HashMap::new(),
             users: HashMap::new(),
@@ -266,6 +324,42 @@ impl State {
             order: HashMap::new(),
             stats,
             closing: None,
+            interest,
+            refill,
+            tx,
+        }
+    }
+
+    fn listen(&self, topic: Topic) {
+        if let Some(i) = &self.interest {
+            i.listen(topic);
+        }
+    }
+
+    fn unlisten(&self, topic: Topic) {
+        if let Some(i) = &self.interest {
+            i.unlisten(topic);
+        }
+    }
+
+    /// `user`, connected here, is in `room`.
+    fn add_listener(&mut self, room: RoomId, user: UserId) {
+        let members = self.rooms.entry(room).or_default();
+        let first = members.is_empty();
+        members.insert(user);
+        if first {
+            self.listen(Topic::Room(room));
+        }
+    }
+
+    /// `user` no longer hears `room` here.
+    fn remove_listener(&mut self, room: RoomId, user: UserId) {
+        if let Some(members) = self.rooms.get_mut(&room) {
+            members.remove(&user);
+            if members.is_empty() {
+                self.rooms.remove(&room);
+                self.unlisten(Topic::Room(room));
+            }
         }
     }
 
@@ -289,6 +383,9 @@ impl State {
                 if let Some(why) = self.closing {
                     conn.closer.close(why);
                 }
+                if !self.users.contains_key(&conn.user) {
+                    self.listen(Topic::User(conn.user));
+                }
                 let user = self.users.entry(conn.user).or_insert_with(|| User {
                     conns: Vec::new(),
                     rooms: HashSet::new(),
@@ -300,6 +397,7 @@ impl State {
             Cmd::Rooms { user, rooms } => self.set_rooms(user, rooms),
             Cmd::Disconnect(id) => self.drop_conn(id),
             Cmd::Event(e) => self.event(*e),
+            Cmd::Refilled { room, upto, events } => self.refilled(room, upto, events),
             Cmd::CloseAll(why) => {
                 self.closing = Some(why);
                 for conn in self.conns.values() {
@@ -324,10 +422,10 @@ impl State {
                 rooms.remove(&room);
             }
         }
-        for room in &rooms {
-            self.rooms.entry(*room).or_default().insert(id);
+        user.rooms = rooms.clone();
+        for room in rooms {
+            self.add_listener(room, id);
         }
-        user.rooms = rooms;
     }
 
     fn drop_conn(&mut self, id: u64) {
@@ -339,15 +437,12 @@ impl State {
         };
         user.conns.retain(|c| *c != id);
         if user.conns.is_empty() {
-            for room in &user.rooms {
-                if let Some(members) = self.rooms.get_mut(room) {
-                    members.remove(&conn.user);
-                    if members.is_empty() {
-                        self.rooms.remove(room);
-                    }
-                }
-            }
+            let rooms = std::mem::take(&mut user.rooms);
             self.users.remove(&conn.user);
+            for room in rooms {
+                self.remove_listener(room, conn.user);
+            }
+            self.unlisten(Topic::User(conn.user));
         }
     }
 
@@ -361,15 +456,10 @@ impl State {
         }
         if member {
             user.rooms.insert(room);
-            self.rooms.entry(room).or_default().insert(id);
+            self.add_listener(room, id);
         } else {
             user.rooms.remove(&room);
-            if let Some(members) = self.rooms.get_mut(&room) {
-                members.remove(&id);
-                if members.is_empty() {
-                    self.rooms.remove(&room);
-                }
-            }
+            self.remove_listener(room, id);
         }
     }
 
@@ -417,26 +507,86 @@ impl State {
         }
     }
 
-    /// Rooms whose gap has lasted [`GAP_WAIT`]: deliver what came, in order.
+    /// Rooms whose gap has lasted [`GAP_WAIT`]: ask the store for it, or
+    /// without a store, deliver what came, in order.
     fn give_up_on_gaps(&mut self) {
         let stale: Vec<RoomId> = self
             .order
             .iter()
-            .filter(|(_, o)| o.waiting_since.is_some_and(|t| t.elapsed() >= GAP_WAIT))
+            .filter(|(_, o)| {
+                !o.refilling && o.waiting_since.is_some_and(|t| t.elapsed() >= GAP_WAIT)
+            })
             .map(|(r, _)| *r)
             .collect();
         for room in stale {
-            if let Some(order) = self.order.get_mut(&room)
-                && let Some((&first, _)) = order.early.first_key_value()
-            {
-                order.next = Some(first);
-                self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+            let Some(order) = self.order.get_mut(&room) else {
+                continue;
+            };
+            let (Some(next), Some((&first, _))) = (order.next, order.early.first_key_value())
+            else {
+                continue;
+            };
+            if let Some(refill) = self.refill.clone() {
+                order.refilling = true;
+                let (since, upto, last_seq) = (next - 1, first - 1, order.last_seq);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let events = tokio::time::timeout(
+                        REFILL_WAIT,
+                        refill.missed(room, since, upto, last_seq),
+                    )
+                    .await
+                    .unwrap_or_default();
+                    let _ = tx.send(Cmd::Refilled { room, upto, events });
+                });
+                continue;
             }
+            order.next = Some(first);
+            self.stats.gaps.fetch_add(1, Ordering::Relaxed);
             self.release(room);
         }
     }
 
+    /// The store's answer for a gap: deliver what it gave back in version
+    /// order, count what it could not, and go on from after the gap.
+    fn refilled(&mut self, room: RoomId, upto: u64, mut events: Vec<Event>) {
+        let Some(order) = self.order.get_mut(&room) else {
+            return;
+        };
+        order.refilling = false;
+        let Some(next) = order.next else {
+            return;
+        };
+        // What arrived meanwhile was delivered; the rest is in the gap.
+        events.retain(|e| e.version().is_some_and(|v| v >= next && v <= upto));
+        events.sort_by_key(|e| e.version());
+        let found = events.len() as u64;
+        let missing = (upto + 1).saturating_sub(next);
+        if upto >= next {
+            order.next = Some(upto + 1);
+        }
+        self.stats.refilled.fetch_add(found, Ordering::Relaxed);
+        if found < missing {
+            self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+        }
+        for e in events {
+            self.deliver(e);
+        }
+        self.release(room);
+        // A later gap, if any, waits its own while from now.
+        if let Some(order) = self.order.get_mut(&room)
+            && !order.early.is_empty()
+        {
+            order.waiting_since = Some(Instant::now());
+        }
+    }
+
     fn deliver(&mut self, e: Event) {
+        if let Event::MessageNew { message } = &e
+            && let Some(order) = self.order.get_mut(&message.room_id)
+        {
+            order.last_seq = order.last_seq.max(message.seq);
+        }
         match &e {
             Event::SessionEnded { session_id, .. } => {
                 for conn in self.conns.values().filter(|c| c.session == *session_id) {
@@ -588,6 +738,57 @@ mod tests {
         }
     }
 
+    /// A feed whose interest the test reads: what is listened to now.
+    struct Narrowing(mpsc::UnboundedReceiver<Event>, Arc<Listened>);
+
+    #[derive(Default)]
+    struct Listened(Mutex<HashMap<Topic, i64>>);
+
+    impl Listened {
+        fn now(&self) -> HashSet<Topic> {
+            let counts = self.0.lock().unwrap();
+            assert!(
+                counts.values().all(|n| *n >= 0),
+                "unlistened more than listened"
+            );
+            counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(t, _)| *t)
+                .collect()
+        }
+    }
+
+    impl Interest for Listened {
+        fn listen(&self, topic: Topic) {
+            *self.0.lock().unwrap().entry(topic).or_insert(0) += 1;
+        }
+        fn unlisten(&self, topic: Topic) {
+            *self.0.lock().unwrap().entry(topic).or_insert(0) -= 1;
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl EventStream for Narrowing {
+        async fn next(&mut self) -> Option<Event> {
+            self.0.recv().await
+        }
+        fn interest(&self) -> Option<Arc<dyn Interest>> {
+            Some(self.1.clone())
+        }
+    }
+
+    /// Waits until the hub has handled what was sent to it so far.
+    async fn settled(listened: &Listened, want: &HashSet<Topic>) {
+        for _ in 0..200 {
+            if listened.now() == *want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(listened.now(), *want);
+    }
+
     /// A counted event of the room (another member's role changes).
     fn counted(room: RoomId, version: u64) -> Event {
         Event::MemberUpdated {
@@ -610,7 +811,7 @@ mod tests {
         RoomId,
     ) {
         let (feed, rx) = mpsc::unbounded_channel();
-        let hub = Hub::start(Box::new(Feed(rx)));
+        let hub = Hub::start(Box::new(Feed(rx)), None);
         let (out, queue) = mpsc::channel(16);
         let user = UserId(Uuid::from_u128(1));
         let room = RoomId(Uuid::from_u128(7));
@@ -625,6 +826,93 @@ mod tests {
         (hub, feed, queue, room)
     }
 
+    /// The hub listens to a user's topic while they hold a connection here,
+    /// and to a room's while any member connected here is in it, through
+    /// joins, leaves and a second device.
+    #[tokio::test]
+    async fn the_hub_listens_to_the_rooms_and_users_it_has_someone_for() {
+        let (feed, rx) = mpsc::unbounded_channel();
+        let listened = Arc::new(Listened::default());
+        let hub = Hub::start(Box::new(Narrowing(rx, listened.clone())), None);
+        let (alice, bob) = (UserId(Uuid::from_u128(1)), UserId(Uuid::from_u128(2)));
+        let (lobby, later) = (RoomId(Uuid::from_u128(7)), RoomId(Uuid::from_u128(8)));
+        let connect = |user| {
+            let (out, queue) = mpsc::channel(16);
+            let id = hub.next_id();
+            hub.connect(Conn {
+                id,
+                user,
+                session: SessionId(Uuid::from_u128(3)),
+                out,
+                closer: Arc::default(),
+            });
+            (id, queue)
+        };
+        let (a1, _qa1) = connect(alice);
+        hub.set_rooms(alice, vec![lobby]);
+        let (a2, _qa2) = connect(alice);
+        let (b1, _qb1) = connect(bob);
+        hub.set_rooms(bob, vec![lobby]);
+        settled(
+            &listened,
+            &HashSet::from([Topic::User(alice), Topic::User(bob), Topic::Room(lobby)]),
+        )
+        .await;
+
+        feed.send(Event::MemberJoined {
+            membership: chat_domain::Membership {
+                room_id: later,
+                user_id: bob,
+                role: Role::Member,
+                joined_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            },
+            user: chat_domain::User {
+                id: bob,
+                username: chat_domain::Username::parse("bob").unwrap(),
+                email: chat_domain::Email::parse("bob@example.com").unwrap(),
+                display_name: chat_domain::DisplayName::parse("Bob").unwrap(),
+                avatar: None,
+                created_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+                last_seen_at: None,
+            },
+            version: 2,
+        })
+        .unwrap();
+        settled(
+            &listened,
+            &HashSet::from([
+                Topic::User(alice),
+                Topic::User(bob),
+                Topic::Room(lobby),
+                Topic::Room(later),
+            ]),
+        )
+        .await;
+
+        // Bob leaves `later`; Alice closes one of two devices: she stays.
+        feed.send(Event::MemberLeft {
+            room_id: later,
+            user_id: bob,
+            version: 3,
+        })
+        .unwrap();
+        hub.disconnect(alice, a1);
+        settled(
+            &listened,
+            &HashSet::from([Topic::User(alice), Topic::User(bob), Topic::Room(lobby)]),
+        )
+        .await;
+        // Bob goes: the lobby still has Alice. Alice goes: nothing is left.
+        hub.disconnect(bob, b1);
+        settled(
+            &listened,
+            &HashSet::from([Topic::User(alice), Topic::Room(lobby)]),
+        )
+        .await;
+        hub.disconnect(alice, a2);
+        settled(&listened, &HashSet::new()).await;
+    }
+
     #[tokio::test]
     async fn a_rooms_events_are_delivered_in_version_order() {
         let (_hub, feed, mut queue, room) = listener().await;
@@ -636,6 +924,88 @@ mod tests {
             got.push(version_of(&queue.recv().await.unwrap()));
         }
         assert_eq!(got, vec![10, 11, 12, 13]);
+    }
+
+    /// A store that gives back some of a gap's versions, and records what
+    /// it was asked.
+    struct Store {
+        has: Vec<u64>,
+        asked: Mutex<Vec<(u64, u64)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Refill for Store {
+        async fn missed(&self, room: RoomId, since: u64, upto: u64, _: u64) -> Vec<Event> {
+            self.asked.lock().unwrap().push((since, upto));
+            self.has
+                .iter()
+                .filter(|v| (since + 1..=upto).contains(*v))
+                .map(|v| counted(room, *v))
+                .collect()
+        }
+    }
+
+    async fn refilled_listener(
+        has: Vec<u64>,
+    ) -> (
+        Hub,
+        Arc<Store>,
+        mpsc::UnboundedSender<Event>,
+        mpsc::Receiver<ByteString>,
+        RoomId,
+    ) {
+        let (feed, rx) = mpsc::unbounded_channel();
+        let store = Arc::new(Store {
+            has,
+            asked: Mutex::default(),
+        });
+        let hub = Hub::start(Box::new(Feed(rx)), Some(store.clone()));
+        let (out, queue) = mpsc::channel(16);
+        let user = UserId(Uuid::from_u128(1));
+        let room = RoomId(Uuid::from_u128(7));
+        hub.connect(Conn {
+            id: hub.next_id(),
+            user,
+            session: SessionId(Uuid::from_u128(2)),
+            out,
+            closer: Arc::default(),
+        });
+        hub.set_rooms(user, vec![room]);
+        (hub, store, feed, queue, room)
+    }
+
+    #[tokio::test]
+    async fn a_gap_is_filled_from_the_store_in_order() {
+        let (hub, store, feed, mut queue, room) = refilled_listener(vec![2, 3, 4]).await;
+        for v in [1, 5, 6] {
+            feed.send(counted(room, v)).unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            got.push(version_of(&queue.recv().await.unwrap()));
+        }
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(*store.asked.lock().unwrap(), vec![(1, 4)]);
+        assert_eq!(hub.stats.refilled.load(Ordering::Relaxed), 3);
+        assert_eq!(hub.stats.gaps.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn what_the_store_cannot_give_back_is_counted_and_skipped() {
+        // Version 3 is not a message: the store cannot tell it again.
+        let (hub, _store, feed, mut queue, room) = refilled_listener(vec![2]).await;
+        for v in [1, 4] {
+            feed.send(counted(room, v)).unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(version_of(&queue.recv().await.unwrap()));
+        }
+        assert_eq!(got, vec![1, 2, 4]);
+        assert_eq!(hub.stats.gaps.load(Ordering::Relaxed), 1);
+        // The room goes on from after the gap.
+        feed.send(counted(room, 5)).unwrap();
+        assert_eq!(version_of(&queue.recv().await.unwrap()), 5);
     }
 
     #[tokio::test]

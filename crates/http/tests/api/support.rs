@@ -88,7 +88,7 @@ impl Api {
             stores.messages = wrap(stores.messages);
         }
         let bus = Arc::new(RecordingBus::default());
-        let hub = chat_http::ws::Hub::start(chat_ports::EventBus::subscribe(&*bus));
+        let hub = chat_http::ws::Hub::start(chat_ports::EventBus::subscribe(&*bus), None);
         let state = chat_http::State {
             app: chat_app::App::new(chat_app::Deps {
                 stores,

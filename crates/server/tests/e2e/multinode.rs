@@ -840,8 +840,10 @@ async fn a_redis_outage_loses_nothing() {
         bus_becomes(b, "up").await;
         // The publisher reconnects on its next use: send until one crosses.
         let mut crossed = None;
+        let mut last_sent = 2;
         for i in 0..20 {
-            a.api.send(&alice, &room, &format!("after {i}")).await;
+            let sent = a.api.send(&alice, &room, &format!("after {i}")).await;
+            last_sent = sent["seq"].as_u64().unwrap();
             if let Some(m) = on_b.try_next(Duration::from_millis(300)).await
                 && m["type"] == "message:new"
             {
@@ -849,7 +851,36 @@ async fn a_redis_outage_loses_nothing() {
                 break;
             }
         }
-        assert!(crossed.is_some(), "delivery across nodes resumed");
+        let crossed = crossed.expect("delivery across nodes resumed");
+        // B's hub saw the versions jump, read what its bus lost back from
+        // the store and delivered it first: B's client sees every seq from
+        // 2 on, once each, in order, "during" included.
+        let mut seen = vec![crossed];
+        while seen.last().unwrap()["payload"]["message"]["seq"].as_u64() < Some(last_sent) {
+            seen.push(on_b.next_of("message:new").await);
+        }
+        let seqs: Vec<u64> = seen
+            .iter()
+            .map(|m| m["payload"]["message"]["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, (2..=last_sent).collect::<Vec<_>>(), "{seen:?}");
+        assert_eq!(seen[0]["payload"]["message"]["content"], "during");
+        let metrics = reqwest::get(format!("{}/metrics", b.api.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let refilled: u64 = metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("chat_ws_refilled_total ")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0);
+        assert!(refilled >= 1, "{metrics}");
         // What B's client missed is in `changes`.
         let changes = b
             .api
