@@ -467,6 +467,16 @@ impl State {
         let (Some(room), Some(version)) = (e.room_id(), e.version()) else {
             return self.deliver(e);
         };
+        if !self.order.contains_key(&room) && !self.rooms.contains_key(&room) {
+            // Nobody here hears the room: nothing to order. Should the
+            // event bring someone here into it (they created or joined it),
+            // its order starts after this event.
+            self.deliver(e);
+            if self.rooms.contains_key(&room) {
+                self.order.entry(room).or_default().next = Some(version + 1);
+            }
+            return;
+        }
         let order = self.order.entry(room).or_default();
         let next = *order.next.get_or_insert(version);
         if version > next {
@@ -507,8 +517,9 @@ impl State {
         }
     }
 
-    /// Rooms whose gap has lasted [`GAP_WAIT`]: ask the store for it, or
-    /// without a store, deliver what came, in order.
+    /// Rooms whose gap has lasted [`GAP_WAIT`]: ask the store for every
+    /// version missing up to the last one that came (one question however
+    /// many holes), or without a store, deliver what came, in order.
     fn give_up_on_gaps(&mut self) {
         let stale: Vec<RoomId> = self
             .order
@@ -522,34 +533,34 @@ impl State {
             let Some(order) = self.order.get_mut(&room) else {
                 continue;
             };
-            let (Some(next), Some((&first, _))) = (order.next, order.early.first_key_value())
-            else {
+            let (Some(next), Some((&last, _))) = (order.next, order.early.last_key_value()) else {
                 continue;
             };
-            if let Some(refill) = self.refill.clone() {
-                order.refilling = true;
-                let (since, upto, last_seq) = (next - 1, first - 1, order.last_seq);
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let events = tokio::time::timeout(
-                        REFILL_WAIT,
-                        refill.missed(room, since, upto, last_seq),
-                    )
-                    .await
-                    .unwrap_or_default();
-                    let _ = tx.send(Cmd::Refilled { room, upto, events });
-                });
+            let Some(refill) = self.refill.clone() else {
+                self.refilled(room, last, Vec::new());
                 continue;
-            }
-            order.next = Some(first);
-            self.stats.gaps.fetch_add(1, Ordering::Relaxed);
-            self.release(room);
+            };
+            order.refilling = true;
+            let (since, last_seq) = (next - 1, order.last_seq);
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let events =
+                    tokio::time::timeout(REFILL_WAIT, refill.missed(room, since, last, last_seq))
+                        .await
+                        .unwrap_or_default();
+                let _ = tx.send(Cmd::Refilled {
+                    room,
+                    upto: last,
+                    events,
+                });
+            });
         }
     }
 
-    /// The store's answer for a gap: deliver what it gave back in version
-    /// order, count what it could not, and go on from after the gap.
-    fn refilled(&mut self, room: RoomId, upto: u64, mut events: Vec<Event>) {
+    /// The store's answer for a room's missing versions up to `upto`: put
+    /// what it gave back among the events that came, deliver all of them
+    /// in version order, count the holes left, and go on from `upto`.
+    fn refilled(&mut self, room: RoomId, upto: u64, events: Vec<Event>) {
         let Some(order) = self.order.get_mut(&room) else {
             return;
         };
@@ -557,19 +568,26 @@ impl State {
         let Some(next) = order.next else {
             return;
         };
-        // What arrived meanwhile was delivered; the rest is in the gap.
-        events.retain(|e| e.version().is_some_and(|v| v >= next && v <= upto));
-        events.sort_by_key(|e| e.version());
-        let found = events.len() as u64;
-        let missing = (upto + 1).saturating_sub(next);
-        if upto >= next {
-            order.next = Some(upto + 1);
+        let mut found = 0;
+        for e in events {
+            // What arrived meanwhile is delivered or waiting already.
+            if let Some(v) = e.version()
+                && (next..=upto).contains(&v)
+                && !order.early.contains_key(&v)
+            {
+                order.early.insert(v, e);
+                found += 1;
+            }
         }
         self.stats.refilled.fetch_add(found, Ordering::Relaxed);
-        if found < missing {
+        let later = order.early.split_off(&(upto + 1));
+        let ready = std::mem::replace(&mut order.early, later);
+        if (ready.len() as u64) < (upto + 1).saturating_sub(next) {
             self.stats.gaps.fetch_add(1, Ordering::Relaxed);
         }
-        for e in events {
+        order.next = Some(next.max(upto + 1));
+        order.waiting_since = None;
+        for (_, e) in ready {
             self.deliver(e);
         }
         self.release(room);
@@ -598,8 +616,11 @@ impl State {
                 for id in member_ids {
                     self.set_member(room.id, *id, true);
                 }
-                // A new room's next counted change is version 2.
-                self.order.entry(room.id).or_default().next = Some(room.version + 1);
+                // A new room's next counted change is version 2: ordered
+                // here if someone here is in it.
+                if self.rooms.contains_key(&room.id) {
+                    self.order.entry(room.id).or_default().next = Some(room.version + 1);
+                }
             }
             Event::MemberJoined { membership, .. } => {
                 self.set_member(membership.room_id, membership.user_id, true);
@@ -985,8 +1006,74 @@ mod tests {
             got.push(version_of(&queue.recv().await.unwrap()));
         }
         assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
-        assert_eq!(*store.asked.lock().unwrap(), vec![(1, 4)]);
+        assert_eq!(*store.asked.lock().unwrap(), vec![(1, 6)]);
         assert_eq!(hub.stats.refilled.load(Ordering::Relaxed), 3);
+        assert_eq!(hub.stats.gaps.load(Ordering::Relaxed), 0);
+    }
+
+    /// Several holes are one question to the store, and one wait.
+    #[tokio::test]
+    async fn every_hole_up_to_the_last_event_is_asked_at_once() {
+        let (hub, store, feed, mut queue, room) = refilled_listener(vec![2, 6]).await;
+        for v in [1, 3, 5, 7] {
+            feed.send(counted(room, v)).unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            got.push(version_of(&queue.recv().await.unwrap()));
+        }
+        assert_eq!(got, vec![1, 2, 3, 5, 6, 7], "4 is no message: skipped");
+        assert_eq!(*store.asked.lock().unwrap(), vec![(1, 7)]);
+        assert_eq!(hub.stats.gaps.load(Ordering::Relaxed), 1);
+        feed.send(counted(room, 8)).unwrap();
+        assert_eq!(version_of(&queue.recv().await.unwrap()), 8);
+    }
+
+    /// Events of a room nobody here hears are not ordered: when someone
+    /// here comes to hear it later, its next event goes out at once rather
+    /// than wait for versions this node was never sent.
+    #[tokio::test]
+    async fn a_room_heard_late_does_not_wait_for_what_it_missed() {
+        let (feed, rx) = mpsc::unbounded_channel();
+        let hub = Hub::start(Box::new(Feed(rx)), None);
+        let room = RoomId(Uuid::from_u128(7));
+        let typing = |room| Event::Typing {
+            room_id: room,
+            user: chat_domain::SenderInfo {
+                id: UserId(Uuid::from_u128(5)),
+                username: chat_domain::Username::parse("carol").unwrap(),
+                display_name: "Carol".to_owned(),
+            },
+        };
+        let connect = |user: UserId, rooms: Vec<RoomId>| {
+            let (out, queue) = mpsc::channel(16);
+            hub.connect(Conn {
+                id: hub.next_id(),
+                user,
+                session: SessionId(Uuid::from_u128(2)),
+                out,
+                closer: Arc::default(),
+            });
+            hub.set_rooms(user, rooms);
+            queue
+        };
+        // Someone in another room, to know when the hub has handled what
+        // was fed before.
+        let elsewhere = RoomId(Uuid::from_u128(8));
+        let mut watcher = connect(UserId(Uuid::from_u128(9)), vec![elsewhere]);
+        // Before anyone here is in it: the room's early changes.
+        for v in [3, 5] {
+            feed.send(counted(room, v)).unwrap();
+        }
+        feed.send(typing(elsewhere)).unwrap();
+        watcher.recv().await.unwrap();
+        let mut queue = connect(UserId(Uuid::from_u128(1)), vec![room]);
+        feed.send(counted(room, 10)).unwrap();
+        // Unversioned, so never held: had 10 been held, this came first.
+        feed.send(typing(room)).unwrap();
+        assert_eq!(version_of(&queue.recv().await.unwrap()), 10);
+        let typing: serde_json::Value = serde_json::from_str(&queue.recv().await.unwrap()).unwrap();
+        assert_eq!(typing["type"], "typing");
         assert_eq!(hub.stats.gaps.load(Ordering::Relaxed), 0);
     }
 

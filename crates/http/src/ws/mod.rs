@@ -90,6 +90,9 @@ struct Connection {
 /// How a connection ended, from the server's side.
 enum End {
     Close(CloseCode, &'static str),
+    /// The client sent a Close: answered at once with its code (RFC 6455
+    /// §5.5.1), whatever was still queued for it.
+    Answer(Option<CloseReason>),
     /// The client closed, or the socket is gone: nothing left to say.
     Gone,
 }
@@ -119,13 +122,21 @@ impl Connection {
         let end = self
             .serve(&mut stream, &mut queue, &closer, hello, first)
             .await;
-        if let End::Close(code, why) = end {
-            // Behind a client that does not read, the close frame waits its
-            // turn; past CLOSE_WAIT the connection is simply dropped.
-            let close = self.session.clone().close(Some(CloseReason {
+        let reason = match end {
+            End::Close(code, why) => Some(Some(CloseReason {
                 code,
                 description: Some(why.to_owned()),
-            }));
+            })),
+            End::Answer(theirs) => Some(theirs.map(|r| CloseReason {
+                code: r.code,
+                description: None,
+            })),
+            End::Gone => None,
+        };
+        if let Some(reason) = reason {
+            // Behind a client that does not read, the close frame waits its
+            // turn; past CLOSE_WAIT the connection is simply dropped.
+            let close = self.session.clone().close(reason);
             let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
         }
         if hub.disconnect(user, id)
@@ -205,7 +216,8 @@ impl Connection {
                             }
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
-                        Some(Ok(AggregatedMessage::Close(_))) | None => return End::Gone,
+                        Some(Ok(AggregatedMessage::Close(reason))) => return End::Answer(reason),
+                        None => return End::Gone,
                         Some(Err(actix_ws::ProtocolError::Overflow)) => {
                             return End::Close(CloseCode::Size, "frame over 64 KiB");
                         }

@@ -1,6 +1,10 @@
 //! The WebSocket gateway, as clients meet it.
 
+use futures_util::SinkExt;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::support::*;
 
@@ -258,6 +262,34 @@ both!(a_client_that_does_not_read_is_cut_off, |store| async move {
     // Only now does the slow client read: what was buffered, then 1013.
     assert_eq!(slowpoke.closed().await, Ended::Closed(Some(1013)));
 });
+
+// The closing handshake (RFC 6455 §5.5.1): a client's Close is answered
+// with a Close carrying its code, so the client sees a clean 1000 and not
+// 1006 (no Close frame, the TCP connection just gone).
+both!(
+    a_clients_close_is_answered_with_a_close,
+    |store| async move {
+        let s = Server::start(store).await;
+        let alice = s.user("alice").await;
+        let mut a = s.connect(&alice.token).await;
+        a.ws.send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        })))
+        .await
+        .unwrap();
+        assert_eq!(a.closed().await, Ended::Closed(Some(1000)));
+        // The other codes a client may send are echoed too.
+        let mut b = s.connect(&alice.token).await;
+        b.ws.send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Away,
+            reason: "".into(),
+        })))
+        .await
+        .unwrap();
+        assert_eq!(b.closed().await, Ended::Closed(Some(1001)));
+    }
+);
 
 both!(an_oversize_frame_closes_with_1009, |store| async move {
     let s = Server::start(store).await;
