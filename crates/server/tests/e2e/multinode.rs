@@ -534,6 +534,18 @@ async fn events_cross_nodes_through_redis() {
         on_b.send("typing", json!({"room_id": room}), None).await;
         let t = on_a.next_of("typing").await;
         assert_eq!(t["payload"]["user"]["username"], "bob");
+        // A read marker moved on node B reaches node A.
+        on_b.send("read", json!({"room_id": room, "seq": 2}), None)
+            .await;
+        let r = on_a.next_of("read").await;
+        assert_eq!(
+            (
+                r["payload"]["user_id"].as_str(),
+                r["payload"]["seq"].as_u64()
+            ),
+            (Some(bob.id.as_str()), Some(2)),
+            "{r}"
+        );
         // Once each: nothing else is on its way.
         for c in [&mut on_a, &mut on_b] {
             assert!(
