@@ -16,6 +16,7 @@ mod metrics;
 mod observe;
 mod openapi;
 mod routes;
+mod send;
 pub mod ws;
 
 use actix_web::web;

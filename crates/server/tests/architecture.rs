@@ -103,3 +103,44 @@ fn the_check_can_fail() {
     assert!(reach("chat-http").iter().any(|n| n.starts_with("actix")));
     assert!(reach("chat-server").contains("chat-store-memory"));
 }
+
+/// Every `crate::…` path a module's source names, as `crate::first_segment`.
+fn crate_paths(dir: &std::path::Path) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for e in std::fs::read_dir(&path).expect("a readable source folder") {
+                stack.push(e.expect("a readable entry").path());
+            }
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            let text = std::fs::read_to_string(&path).expect("a readable source file");
+            for (at, _) in text.match_indices("crate::") {
+                let rest = &text[at + "crate::".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                found.insert(format!("crate::{name}"));
+            }
+        }
+    }
+    found
+}
+
+/// The WebSocket gateway and the REST routes share what they share
+/// (`send`, `dto`, `extract`) from modules of their own: the routes mount
+/// the gateway, and the gateway never reaches back into the routes.
+#[test]
+fn the_gateway_does_not_import_the_routes() {
+    let http = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../http/src");
+    let gateway = crate_paths(&http.join("ws"));
+    assert!(
+        gateway.contains("crate::send"),
+        "the walk reads the gateway: {gateway:?}"
+    );
+    assert!(
+        !gateway.contains("crate::routes"),
+        "the gateway imports the routes: {gateway:?}"
+    );
+}

@@ -1,8 +1,7 @@
 //! Messages, history and read markers.
 
 use actix_web::{HttpResponse, web};
-use chat_app::SendMessage;
-use chat_domain::{ClientMsgId, HistoryQuery, MessageContent, MessageId, PageLimit, RoomId};
+use chat_domain::{HistoryQuery, MessageId, PageLimit, RoomId};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -31,39 +30,15 @@ pub async fn send_message(
     body: Body<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let room = RoomId(path_id("id", &id)?);
-    let draft = parse_draft(body.0)?;
+    let draft = crate::send::draft(body.0)?;
     state.limits.message(auth.user()).await?;
-    let sent = state.app.messages.send(auth.user(), room, draft).await?;
+    let sent = crate::send::send(&state, auth.user(), room, draft).await?;
     let mut res = if sent.created {
-        state.metrics.message_persisted();
         HttpResponse::Created()
     } else {
         HttpResponse::Ok()
     };
     Ok(res.json(MessageDto::from(sent.message)))
-}
-
-/// Validates a send request into a draft (shared with the WebSocket gateway).
-pub(crate) fn parse_draft(r: SendMessageRequest) -> Result<SendMessage, ApiError> {
-    let mut f = Fields::default();
-    let has_attachment = r.attachment_id.is_some();
-    let content = f.check(
-        "content",
-        MessageContent::parse(r.content.as_deref().unwrap_or(""), has_attachment),
-    );
-    let client_msg_id = match r.client_msg_id.as_deref() {
-        None => None,
-        Some(k) => f.check("client_msg_id", ClientMsgId::parse(k)),
-    };
-    f.finish()?;
-    let content = content.ok_or_else(|| ApiError::field("content", "invalid"))?;
-    Ok(SendMessage {
-        kind: r.kind.map(Into::into),
-        content,
-        attachment: r.attachment_id.map(Into::into),
-        reply_to: r.reply_to_id.map(MessageId),
-        client_msg_id,
-    })
 }
 
 /// `before`, `after` and `limit` of a history read.

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ApiError;
-use crate::dto::{MessageDto, PublicUserDto, RoleDto, RoomDto, SenderDto};
+use crate::dto::{MessageDto, PublicUserDto, RoleDto, RoomDto, SendMessageRequest, SenderDto};
+use crate::extract::from_value;
+use chat_app::SendMessage;
+use chat_domain::RoomId;
 
 /// A frame as the server writes it.
 #[derive(Serialize)]
@@ -51,15 +54,104 @@ pub struct In {
     pub reference: Option<String>,
 }
 
-#[derive(Deserialize)]
-pub struct RoomRef {
-    pub room_id: Uuid,
+/// What a client asks, by frame type, its payload read and checked.
+#[derive(Debug)]
+pub enum ClientFrame {
+    /// `message:send`: the draft checked as REST checks it.
+    Send {
+        room: RoomId,
+        draft: SendMessage,
+    },
+    Typing {
+        room: RoomId,
+    },
+    Read {
+        room: RoomId,
+        seq: u64,
+    },
+    Delivered {
+        room: RoomId,
+        seq: u64,
+    },
+    Join {
+        room: RoomId,
+    },
+    Ping,
+}
+
+impl ClientFrame {
+    /// Reads the payload of a frame of type `kind`: `unknown_type` for a
+    /// type the gateway does not take, `validation` for a bad payload.
+    pub fn read(kind: &str, payload: serde_json::Value) -> Result<Self, ApiError> {
+        Ok(match kind {
+            "message:send" => {
+                let send: SendPayload = from_value(payload)?;
+                Self::Send {
+                    room: RoomId(send.room_id),
+                    draft: crate::send::draft(send.message)?,
+                }
+            }
+            "typing" => Self::Typing {
+                room: from_value::<RoomRef>(payload)?.room(),
+            },
+            "read" => {
+                let r: SeqRef = from_value(payload)?;
+                Self::Read {
+                    room: RoomId(r.room_id),
+                    seq: r.seq()?,
+                }
+            }
+            "delivered" => {
+                let r: SeqRef = from_value(payload)?;
+                Self::Delivered {
+                    room: RoomId(r.room_id),
+                    seq: r.seq()?,
+                }
+            }
+            "room:join" => Self::Join {
+                room: from_value::<RoomRef>(payload)?.room(),
+            },
+            "ping" => Self::Ping,
+            other => {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "unknown_type",
+                    format!("Unknown frame type {other:?}"),
+                ));
+            }
+        })
+    }
 }
 
 #[derive(Deserialize)]
-pub struct SeqRef {
-    pub room_id: Uuid,
-    pub seq: i64,
+struct SendPayload {
+    room_id: Uuid,
+    #[serde(flatten)]
+    message: SendMessageRequest,
+}
+
+#[derive(Deserialize)]
+struct RoomRef {
+    room_id: Uuid,
+}
+
+impl RoomRef {
+    fn room(&self) -> RoomId {
+        RoomId(self.room_id)
+    }
+}
+
+#[derive(Deserialize)]
+struct SeqRef {
+    room_id: Uuid,
+    seq: i64,
+}
+
+impl SeqRef {
+    fn seq(&self) -> Result<u64, ApiError> {
+        u64::try_from(self.seq)
+            .map_err(|_| ApiError::field("seq", "must be a non-negative integer"))
+    }
 }
 
 #[derive(Serialize)]

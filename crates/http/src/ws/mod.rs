@@ -15,16 +15,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use bytestring::ByteString;
 use chat_app::AuthContext;
-use chat_domain::RoomId;
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-pub use hub::{CloseWhy, Hub, HubStats};
+pub use frames::ClientFrame;
+pub use hub::{CloseWhy, Hub, HubStats, Refill};
 
-use crate::dto::{MessageDto, RoomDto, SendMessageRequest, UserDto};
-use crate::extract::{bearer, from_value, parse_json};
+use crate::dto::{MessageDto, RoomDto, UserDto};
+use crate::extract::{bearer, parse_json};
 use crate::{ApiError, State};
 
 /// The largest frame a client may send (1009 beyond).
@@ -240,18 +240,27 @@ impl Connection {
     /// (its store call starts now, in the order frames came); any other
     /// frame first waits for those to be answered, so that it never
     /// overtakes a send (a `read` of a message just sent, say), and is then
-    /// answered here.
+    /// answered here. A bad frame gets an `error`; the connection stays.
     async fn take(
         &mut self,
         closer: &hub::Closer,
         bytes: &[u8],
         sends: &mut FuturesOrdered<LocalBoxFuture<'static, ByteString>>,
     ) -> Result<(), End> {
-        let frame: frames::In = match parse_json(bytes) {
+        let envelope: frames::In = match parse_json(bytes) {
             Ok(f) => f,
             Err(e) => return self.write(closer, frames::error(&e, None)).await,
         };
-        if frame.kind == "message:send" {
+        let reference = envelope.reference;
+        let frame = match ClientFrame::read(&envelope.kind, envelope.payload) {
+            Ok(frame) => frame,
+            Err(e) => {
+                return self
+                    .write(closer, frames::error(&e, reference.as_deref()))
+                    .await;
+            }
+        };
+        if let ClientFrame::Send { room, draft } = frame {
             let state = self.state.clone();
             let me = self.auth.user_id;
             // The rate limit is asked here, one frame after the other (with
@@ -259,14 +268,13 @@ impl Connection {
             // still reach the store in the order they came.
             let limited = state.limits.message(me).await;
             let mut send: LocalBoxFuture<'static, ByteString> = Box::pin(async move {
-                let reference = frame.reference.as_deref();
-                let sent = match limited {
-                    Ok(()) => send_frame(&state, me, &frame).await,
+                let acked = match limited {
+                    Ok(()) => ack_send(&state, me, room, draft).await,
                     Err(e) => Err(e),
                 };
-                match sent {
-                    Ok((kind, payload)) => frames::frame(kind, payload, reference),
-                    Err(e) => frames::error(&e, reference),
+                match acked {
+                    Ok((kind, payload)) => frames::frame(kind, payload, reference.as_deref()),
+                    Err(e) => frames::error(&e, reference.as_deref()),
                 }
             });
             // Polled once here, so that the send reaches the store's queue
@@ -285,10 +293,12 @@ impl Connection {
         while let Some(reply) = sends.next().await {
             self.write(closer, reply).await?;
         }
-        match self.handle(frame).await {
-            Some(reply) => self.write(closer, reply).await,
-            None => Ok(()),
-        }
+        let reply = match self.answer(frame).await {
+            Ok(Some((kind, payload))) => frames::frame(kind, payload, reference.as_deref()),
+            Ok(None) => return Ok(()),
+            Err(e) => frames::error(&e, reference.as_deref()),
+        };
+        self.write(closer, reply).await
     }
 
     /// Writes one frame; gives up at once if the hub asks to close meanwhile
@@ -301,94 +311,53 @@ impl Connection {
         }
     }
 
-    /// Answers one client frame: `Some(reply)`, or `None` for frames that
-    /// have none. A bad frame gets an `error`; the connection stays.
-    async fn handle(&self, frame: frames::In) -> Option<ByteString> {
-        let reference = frame.reference.as_deref();
-        match self.dispatch(&frame).await {
-            Ok(reply) => reply.map(|(kind, payload)| frames::frame(kind, payload, reference)),
-            Err(e) => Some(frames::error(&e, reference)),
-        }
-    }
-
-    async fn dispatch(
+    /// Answers a frame other than `message:send`: `Some((type, payload))`
+    /// for those that have a reply.
+    async fn answer(
         &self,
-        frame: &frames::In,
+        frame: ClientFrame,
     ) -> Result<Option<(&'static str, serde_json::Value)>, ApiError> {
         let app = &self.state.app;
         let me = self.auth.user_id;
-        let payload = || frame.payload.clone();
-        match frame.kind.as_str() {
-            "message:send" => {
+        match frame {
+            ClientFrame::Send { room, draft } => {
                 self.state.limits.message(me).await?;
-                send_frame(&self.state, me, frame).await.map(Some)
+                ack_send(&self.state, me, room, draft).await.map(Some)
             }
-            "typing" => {
-                let r: frames::RoomRef = from_value(payload())?;
-                app.live.typing(me, RoomId(r.room_id)).await?;
+            ClientFrame::Typing { room } => {
+                app.live.typing(me, room).await?;
                 Ok(None)
             }
-            "read" => {
-                let r: frames::SeqRef = from_value(payload())?;
-                app.messages
-                    .mark_read(me, RoomId(r.room_id), seq(r.seq)?)
-                    .await?;
+            ClientFrame::Read { room, seq } => {
+                app.messages.mark_read(me, room, seq).await?;
                 Ok(None)
             }
-            "delivered" => {
-                let r: frames::SeqRef = from_value(payload())?;
-                app.messages
-                    .mark_delivered(me, RoomId(r.room_id), seq(r.seq)?)
-                    .await?;
+            ClientFrame::Delivered { room, seq } => {
+                app.messages.mark_delivered(me, room, seq).await?;
                 Ok(None)
             }
-            "room:join" => {
-                let r: frames::RoomRef = from_value(payload())?;
-                let room = app.rooms.join(me, RoomId(r.room_id)).await?;
+            ClientFrame::Join { room } => {
+                let room = app.rooms.join(me, room).await?;
                 Ok(Some((
                     "ack",
                     serde_json::json!({"room": RoomDto::from(room)}),
                 )))
             }
-            "ping" => Ok(Some(("pong", serde_json::json!({})))),
-            other => Err(ApiError::new(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "unknown_type",
-                format!("Unknown frame type {other:?}"),
-            )),
+            ClientFrame::Ping => Ok(Some(("pong", serde_json::json!({})))),
         }
     }
 }
 
-/// A `message:send` frame, its rate limit already taken: the `ack` with
-/// the message, or the error.
-async fn send_frame(
+/// A send, its rate limit already taken: the `ack` with the message.
+async fn ack_send(
     state: &State,
     me: chat_domain::UserId,
-    frame: &frames::In,
+    room: chat_domain::RoomId,
+    draft: chat_app::SendMessage,
 ) -> Result<(&'static str, serde_json::Value), ApiError> {
-    #[derive(Deserialize)]
-    struct Send {
-        room_id: uuid::Uuid,
-        #[serde(flatten)]
-        message: SendMessageRequest,
-    }
-    let send: Send = from_value(frame.payload.clone())?;
-    let draft = crate::routes::parse_draft(send.message)?;
-    let sent = state
-        .app
-        .messages
-        .send(me, RoomId(send.room_id), draft)
-        .await?;
-    if sent.created {
-        state.metrics.message_persisted();
-    }
+    let sent = crate::send::send(state, me, room, draft).await?;
     Ok((
         "ack",
         serde_json::json!({"message": MessageDto::from(sent.message)}),
     ))
-}
-
-fn seq(n: i64) -> Result<u64, ApiError> {
-    u64::try_from(n).map_err(|_| ApiError::field("seq", "must be a non-negative integer"))
 }
