@@ -33,9 +33,10 @@ pub use openapi::ApiDoc;
 pub struct HttpSettings {
     /// The largest JSON body accepted, in bytes (413 beyond).
     pub json_limit: usize,
-    /// Frames a WebSocket connection may have waiting to be written before
-    /// it is closed as too slow (1013).
-    pub ws_queue: usize,
+    /// Bytes of events a WebSocket connection may have waiting to be
+    /// written before it is closed as too slow (1013); one that has had
+    /// events waiting and written none for 10 s is closed too.
+    pub ws_queue_bytes: usize,
     /// The largest attachment accepted, in bytes (413 beyond; exactly this
     /// is allowed).
     pub upload_limit: usize,
@@ -45,7 +46,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             json_limit: 64 * 1024,
-            ws_queue: 1024,
+            ws_queue_bytes: 8 * 1024 * 1024,
             upload_limit: 10 * 1024 * 1024,
         }
     }

@@ -124,7 +124,7 @@ impl Application {
             app,
             settings: chat_http::HttpSettings {
                 json_limit: settings.http.json_limit,
-                ws_queue: settings.http.ws_queue,
+                ws_queue_bytes: settings.http.ws_queue_bytes,
                 upload_limit: settings.storage.max_upload_bytes,
             },
             readiness,

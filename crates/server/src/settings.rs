@@ -121,7 +121,7 @@ pub struct DatabaseSettings {
 pub struct HttpLimits {
     pub json_limit: usize,
     /// Frames a WebSocket connection may have queued before it is closed as too slow.
-    pub ws_queue: usize,
+    pub ws_queue_bytes: usize,
 }
 
 /// Rate limits: a sustained rate per minute and a burst per bucket; a rate

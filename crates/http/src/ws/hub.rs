@@ -26,6 +26,7 @@ use chat_ports::{Event, EventStream, Interest, Topic};
 use tokio::sync::{Notify, mpsc};
 
 use super::frames;
+use super::outbound::Refused;
 
 /// How long a room's later events wait for a missing earlier one.
 pub const GAP_WAIT: Duration = Duration::from_secs(1);
@@ -119,7 +120,7 @@ pub struct Conn {
     pub id: u64,
     pub user: UserId,
     pub session: SessionId,
-    pub out: mpsc::Sender<ByteString>,
+    pub out: super::outbound::Outbox,
     pub closer: Arc<Closer>,
 }
 
@@ -723,17 +724,17 @@ impl State {
                 let Some(conn) = self.conns.get(conn_id) else {
                     continue;
                 };
-                match conn.out.try_send(bytes.clone()) {
+                match conn.out.push(bytes) {
                     Ok(()) => {
                         self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(Refused::Slow) => {
                         self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                         self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
                         conn.closer.close(CloseWhy::SlowConsumer);
                         gone.push(*conn_id);
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*conn_id),
+                    Err(Refused::Closed) => gone.push(*conn_id),
                 }
             }
         }
@@ -828,12 +829,12 @@ mod tests {
     async fn listener() -> (
         Hub,
         mpsc::UnboundedSender<Event>,
-        mpsc::Receiver<ByteString>,
+        mpsc::UnboundedReceiver<ByteString>,
         RoomId,
     ) {
         let (feed, rx) = mpsc::unbounded_channel();
         let hub = Hub::start(Box::new(Feed(rx)), None);
-        let (out, queue) = mpsc::channel(16);
+        let (out, queue) = crate::ws::outbound::bare();
         let user = UserId(Uuid::from_u128(1));
         let room = RoomId(Uuid::from_u128(7));
         hub.connect(Conn {
@@ -858,7 +859,7 @@ mod tests {
         let (alice, bob) = (UserId(Uuid::from_u128(1)), UserId(Uuid::from_u128(2)));
         let (lobby, later) = (RoomId(Uuid::from_u128(7)), RoomId(Uuid::from_u128(8)));
         let connect = |user| {
-            let (out, queue) = mpsc::channel(16);
+            let (out, queue) = crate::ws::outbound::bare();
             let id = hub.next_id();
             hub.connect(Conn {
                 id,
@@ -972,7 +973,7 @@ mod tests {
         Hub,
         Arc<Store>,
         mpsc::UnboundedSender<Event>,
-        mpsc::Receiver<ByteString>,
+        mpsc::UnboundedReceiver<ByteString>,
         RoomId,
     ) {
         let (feed, rx) = mpsc::unbounded_channel();
@@ -981,7 +982,7 @@ mod tests {
             asked: Mutex::default(),
         });
         let hub = Hub::start(Box::new(Feed(rx)), Some(store.clone()));
-        let (out, queue) = mpsc::channel(16);
+        let (out, queue) = crate::ws::outbound::bare();
         let user = UserId(Uuid::from_u128(1));
         let room = RoomId(Uuid::from_u128(7));
         hub.connect(Conn {
@@ -1046,7 +1047,7 @@ mod tests {
             },
         };
         let connect = |user: UserId, rooms: Vec<RoomId>| {
-            let (out, queue) = mpsc::channel(16);
+            let (out, queue) = crate::ws::outbound::bare();
             hub.connect(Conn {
                 id: hub.next_id(),
                 user,

@@ -1,18 +1,21 @@
 //! The WebSocket gateway, `GET /api/v1/ws`: authenticated before the
 //! upgrade, then one task per connection with one `select!` over the
-//! client's frames, the connection's bounded outbound queue (fed by the
-//! [`Hub`]), the hub's request to close, and the heartbeat. Client frames
-//! call the same use cases as REST; events come from the event bus through
-//! the hub. The task is the only writer of its socket.
+//! client's frames, the hub's request to close, and the heartbeat. Client
+//! frames call the same use cases as REST. Events never pass through that
+//! task: the [`Hub`] queues their frames for the connection's response body
+//! ([`outbound`]), which writes whatever is queued in one go; the task's
+//! own replies go through the same body, ahead of the events.
 
 mod frames;
 mod hub;
+pub mod outbound;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::body::{BodyStream, BoxBody};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason};
 use bytestring::ByteString;
 use chat_app::AuthContext;
 use futures_util::future::LocalBoxFuture;
@@ -35,6 +38,9 @@ pub const PING_EVERY: Duration = Duration::from_secs(20);
 pub const SILENCE: Duration = Duration::from_secs(60);
 /// How long a close frame may wait behind a client that does not read.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(10);
+/// Replies (acks, errors, pongs) a connection's task may have waiting to be
+/// written; past it the task reads no further frames until the client reads.
+const SAID_QUEUE: usize = MAX_SENDS_IN_FLIGHT + 16;
 /// `message:send` frames of one connection in flight at once. Sends are
 /// handed to the store in the order they came (so one client's messages to
 /// a room keep their order) and committed together; their `ack`s go out in
@@ -61,13 +67,16 @@ pub async fn gateway(
         .ok_or_else(ApiError::unauthorized)?;
     let auth = state.app.accounts.authenticate(&token).await?;
     let me = state.app.users.me(auth.user_id).await?;
-    let (res, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+    let (res, _session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::new(
             actix_web::http::StatusCode::BAD_REQUEST,
             "validation",
             e.to_string(),
         )
     })?;
+    // The response body is ours: the hub's frames go straight into it.
+    let (outbox, say, body) = outbound::queues(state.settings.ws_queue_bytes, SAID_QUEUE);
+    let res = res.map_body(|_, theirs| BoxBody::new(BodyStream::new(body.keeping(theirs))));
     let stream = stream
         .max_frame_size(MAX_FRAME)
         .aggregate_continuations()
@@ -77,14 +86,15 @@ pub async fn gateway(
         serde_json::json!({"user": UserDto::from(me), "session_id": auth.session_id.0}),
         None,
     );
-    actix_web::rt::spawn(Connection::new(state.into_inner(), auth, session).run(stream, hello));
+    actix_web::rt::spawn(Connection::new(state.into_inner(), auth, say).run(stream, hello, outbox));
     Ok(res)
 }
 
 struct Connection {
     state: Arc<State>,
     auth: AuthContext,
-    session: Session,
+    /// What the task says to the client, written ahead of the events.
+    say: mpsc::Sender<outbound::Say>,
 }
 
 /// How a connection ended, from the server's side.
@@ -98,18 +108,18 @@ enum End {
 }
 
 impl Connection {
-    fn new(state: Arc<State>, auth: AuthContext, session: Session) -> Self {
-        Self {
-            state,
-            auth,
-            session,
-        }
+    fn new(state: Arc<State>, auth: AuthContext, say: mpsc::Sender<outbound::Say>) -> Self {
+        Self { state, auth, say }
     }
 
-    async fn run(mut self, mut stream: AggregatedMessageStream, hello: ByteString) {
+    async fn run(
+        mut self,
+        mut stream: AggregatedMessageStream,
+        hello: ByteString,
+        out: outbound::Outbox,
+    ) {
         let hub = self.state.hub.clone();
         let user = self.auth.user_id;
-        let (out, mut queue) = mpsc::channel(self.state.settings.ws_queue);
         let closer = Arc::new(hub::Closer::default());
         let id = hub.next_id();
         let first = hub.connect(hub::Conn {
@@ -119,9 +129,7 @@ impl Connection {
             out,
             closer: closer.clone(),
         });
-        let end = self
-            .serve(&mut stream, &mut queue, &closer, hello, first)
-            .await;
+        let end = self.serve(&mut stream, &closer, hello, first).await;
         let reason = match end {
             End::Close(code, why) => Some(Some(CloseReason {
                 code,
@@ -134,9 +142,10 @@ impl Connection {
             End::Gone => None,
         };
         if let Some(reason) = reason {
-            // Behind a client that does not read, the close frame waits its
-            // turn; past CLOSE_WAIT the connection is simply dropped.
-            let close = self.session.clone().close(reason);
+            // The Close goes ahead of any events still queued; behind a
+            // client that does not read, past CLOSE_WAIT the connection is
+            // simply dropped.
+            let close = self.say.send(outbound::Say::Close(reason));
             let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
         }
         if hub.disconnect(user, id)
@@ -149,7 +158,6 @@ impl Connection {
     async fn serve(
         &mut self,
         stream: &mut AggregatedMessageStream,
-        queue: &mut mpsc::Receiver<ByteString>,
         closer: &hub::Closer,
         hello: ByteString,
         first: bool,
@@ -183,18 +191,6 @@ impl Connection {
                         return end;
                     }
                 }
-                frame = queue.recv() => {
-                    let Some(frame) = frame else { return End::Gone };
-                    if let Err(end) = self.write(closer, frame).await {
-                        return end;
-                    }
-                    // Whatever else is waiting goes out now, without another turn of the loop.
-                    while let Ok(frame) = queue.try_recv() {
-                        if let Err(end) = self.write(closer, frame).await {
-                            return end;
-                        }
-                    }
-                }
                 msg = stream.recv(), if sends.len() < MAX_SENDS_IN_FLIGHT => {
                     heard = Instant::now();
                     let bytes = match &msg {
@@ -211,8 +207,8 @@ impl Connection {
                     match msg {
                         Some(Ok(AggregatedMessage::Text(_) | AggregatedMessage::Binary(_))) => {}
                         Some(Ok(AggregatedMessage::Ping(p))) => {
-                            if self.session.pong(&p).await.is_err() {
-                                return End::Gone;
+                            if let Err(end) = self.tell(closer, outbound::Say::Pong(p)).await {
+                                return end;
                             }
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
@@ -228,8 +224,8 @@ impl Connection {
                     if heard.elapsed() >= SILENCE {
                         return End::Close(CloseCode::Normal, "silent for 60 s");
                     }
-                    if self.session.ping(b"").await.is_err() {
-                        return End::Gone;
+                    if let Err(end) = self.tell(closer, outbound::Say::Ping).await {
+                        return end;
                     }
                 }
             }
@@ -301,13 +297,18 @@ impl Connection {
         self.write(closer, reply).await
     }
 
-    /// Writes one frame; gives up at once if the hub asks to close meanwhile
-    /// (a write waits while the client does not read).
+    /// Writes one reply frame.
     async fn write(&mut self, closer: &hub::Closer, frame: ByteString) -> Result<(), End> {
+        self.tell(closer, outbound::Say::Text(frame)).await
+    }
+
+    /// Hands something to say to the body; gives up at once if the hub asks
+    /// to close meanwhile (the queue waits while the client does not read).
+    async fn tell(&mut self, closer: &hub::Closer, say: outbound::Say) -> Result<(), End> {
         tokio::select! {
             biased;
             why = closer.closed() => Err(End::Close(why.code(), why.reason())),
-            sent = self.session.text(frame) => sent.map_err(|_| End::Gone),
+            sent = self.say.send(say) => sent.map_err(|_| End::Gone),
         }
     }
 

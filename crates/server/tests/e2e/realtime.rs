@@ -228,8 +228,43 @@ both!(
     }
 );
 
+// A burst as fast as the server can take it, to a reader that keeps up:
+// every message arrives and the reader is never cut off (slow means bytes
+// or time behind, not a count of frames).
+both!(
+    a_reader_that_keeps_up_is_never_cut_off,
+    |store| async move {
+        let s = Server::start(store).await;
+        let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+        let room = s.room(&alice, "public").await;
+        s.join(&bob, &room).await;
+        let mut reader = s.connect(&bob.token).await;
+        let mut sender = s.connect(&alice.token).await;
+        let count = 3000u64;
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while (got.len() as u64) < count {
+                got.push(reader.next_of("message:new").await);
+            }
+            reader.send("ping", json!({}), Some("still here")).await;
+            assert_eq!(reader.next_of("pong").await["ref"], "still here");
+            seqs(&got)
+        });
+        for i in 0..count {
+            sender
+                .send(
+                    "message:send",
+                    json!({"room_id": room, "content": format!("burst {i}")}),
+                    None,
+                )
+                .await;
+        }
+        assert_eq!(reading.await.unwrap(), (1..=count).collect::<Vec<u64>>());
+    }
+);
+
 both!(a_client_that_does_not_read_is_cut_off, |store| async move {
-    let s = Server::start_with(store, &[("CHAT__HTTP__WS_QUEUE", "8")]).await;
+    let s = Server::start_with(store, &[("CHAT__HTTP__WS_QUEUE_BYTES", "65536")]).await;
     let (alice, slow, fast) = (
         s.user("alice").await,
         s.user("slow").await,
