@@ -716,6 +716,7 @@ impl State {
     /// closes that connection (1013); nobody waits for it.
     fn send_to(&mut self, users: &[UserId], bytes: &ByteString) {
         let mut gone = Vec::new();
+        let now = super::outbound::now_ms();
         for id in users {
             let Some(user) = self.users.get(id) else {
                 continue;
@@ -724,7 +725,7 @@ impl State {
                 let Some(conn) = self.conns.get(conn_id) else {
                     continue;
                 };
-                match conn.out.push(bytes) {
+                match conn.out.push(bytes, now) {
                     Ok(()) => {
                         self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     }

@@ -44,8 +44,9 @@ pub enum Say {
     Close(Option<CloseReason>),
 }
 
-/// Milliseconds since the process's first use of this clock.
-fn now_ms() -> u64 {
+/// Milliseconds since the process's first use of this clock: what the hub
+/// reads once per event and hands to every [`Outbox::push`] of it.
+pub fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     let start = START.get_or_init(Instant::now);
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -77,14 +78,15 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Queues a frame, unless the connection is too far behind.
-    pub fn push(&self, frame: &ByteString) -> Result<(), Refused> {
+    /// Queues a frame, unless the connection is too far behind; `now` is
+    /// [`now_ms`], read by the caller once for many pushes.
+    pub fn push(&self, frame: &ByteString, now: u64) -> Result<(), Refused> {
         let waiting = self.backlog.bytes.load(Ordering::Relaxed);
         if waiting == 0 {
             // Nothing was waiting: the clock starts now.
-            self.backlog.drained_ms.store(now_ms(), Ordering::Relaxed);
+            self.backlog.drained_ms.store(now, Ordering::Relaxed);
         } else {
-            let idle = now_ms().saturating_sub(self.backlog.drained_ms.load(Ordering::Relaxed));
+            let idle = now.saturating_sub(self.backlog.drained_ms.load(Ordering::Relaxed));
             if waiting + frame.len() > self.max_bytes || idle >= STALLED.as_millis() as u64 {
                 return Err(Refused::Slow);
             }
@@ -254,7 +256,7 @@ mod tests {
     async fn everything_queued_goes_out_in_one_write_replies_first() {
         let (outbox, say, mut body) = queues(1 << 20, 8);
         for i in 0..100 {
-            outbox.push(&text(&format!("event {i}"))).unwrap();
+            outbox.push(&text(&format!("event {i}")), now_ms()).unwrap();
         }
         say.send(Say::Text(text("ack"))).await.unwrap();
         let write = body.next().await.unwrap().unwrap();
@@ -270,10 +272,10 @@ mod tests {
         let (outbox, _say, mut body) = queues(1000, 8);
         let frame = text(&"x".repeat(300));
         for _ in 0..3 {
-            outbox.push(&frame).unwrap();
+            outbox.push(&frame, now_ms()).unwrap();
         }
         assert_eq!(
-            outbox.push(&frame),
+            outbox.push(&frame, now_ms()),
             Err(Refused::Slow),
             "1,200 bytes > 1,000"
         );
@@ -282,7 +284,7 @@ mod tests {
         assert_eq!(outbox.waiting(), 0);
         for _ in 0..100 {
             for _ in 0..3 {
-                outbox.push(&frame).unwrap();
+                outbox.push(&frame, now_ms()).unwrap();
             }
             // (tokio's cooperative budget may end a drain early: the body
             // is woken again at once.)
@@ -292,10 +294,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_connection_that_writes_nothing_for_a_while_is_slow() {
+        let (outbox, _say, _body) = queues(1 << 20, 8);
+        let frame = text("tiny");
+        outbox.push(&frame, 1_000).unwrap();
+        let stalled = STALLED.as_millis() as u64;
+        outbox.push(&frame, 1_000 + stalled - 1).unwrap();
+        assert_eq!(outbox.push(&frame, 1_000 + stalled), Err(Refused::Slow));
+    }
+
     #[tokio::test]
     async fn a_close_ends_the_body_and_drops_the_backlog() {
         let (outbox, say, mut body) = queues(1 << 20, 8);
-        outbox.push(&text("never sent")).unwrap();
+        outbox.push(&text("never sent"), now_ms()).unwrap();
         say.send(Say::Close(Some(CloseReason {
             code: actix_http::ws::CloseCode::Again,
             description: None,
