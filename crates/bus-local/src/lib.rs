@@ -15,9 +15,14 @@ use chat_ports::{Event, EventBus, EventStream};
 use tokio::sync::mpsc;
 
 /// The in-process bus.
+/// Events a subscriber may have waiting; past it, publishing waits for
+/// the subscriber (the gateway's hub) to catch up: back-pressure, not an
+/// unbounded queue.
+pub const SUBSCRIPTION_QUEUE: usize = 16_384;
+
 #[derive(Default)]
 pub struct LocalBus {
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
+    subscribers: Mutex<Vec<mpsc::Sender<Event>>>,
 }
 
 impl LocalBus {
@@ -29,22 +34,25 @@ impl LocalBus {
 #[async_trait]
 impl EventBus for LocalBus {
     async fn publish(&self, event: Event) {
-        let Ok(mut subs) = self.subscribers.lock() else {
-            return;
-        };
         // Forget subscribers that are gone; the last one takes the event
         // itself rather than a clone.
-        subs.retain(|s| !s.is_closed());
+        let subs: Vec<mpsc::Sender<Event>> = match self.subscribers.lock() {
+            Ok(mut subs) => {
+                subs.retain(|s| !s.is_closed());
+                subs.clone()
+            }
+            Err(_) => return,
+        };
         if let Some((last, rest)) = subs.split_last() {
             for s in rest {
-                let _ = s.send(event.clone());
+                let _ = s.send(event.clone()).await;
             }
-            let _ = last.send(event);
+            let _ = last.send(event).await;
         }
     }
 
     fn subscribe(&self) -> Box<dyn EventStream> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(SUBSCRIPTION_QUEUE);
         if let Ok(mut subs) = self.subscribers.lock() {
             subs.push(tx);
         }
@@ -52,7 +60,7 @@ impl EventBus for LocalBus {
     }
 }
 
-struct Subscription(mpsc::UnboundedReceiver<Event>);
+struct Subscription(mpsc::Receiver<Event>);
 
 #[async_trait]
 impl EventStream for Subscription {
@@ -106,5 +114,29 @@ mod tests {
         drop(s);
         bus.publish(read(1)).await;
         assert_eq!(bus.subscribers.lock().unwrap().len(), 0);
+    }
+
+    /// A subscriber that falls behind by a full queue holds the next
+    /// publish back until it takes an event: nothing is dropped and nothing
+    /// piles up past the bound.
+    #[tokio::test]
+    async fn a_full_subscriber_holds_publishing_back() {
+        let bus = std::sync::Arc::new(LocalBus::new());
+        let mut s = bus.subscribe();
+        for n in 0..SUBSCRIPTION_QUEUE as u64 {
+            bus.publish(read(n)).await;
+        }
+        let publishing = {
+            let bus = bus.clone();
+            tokio::spawn(async move { bus.publish(read(u64::MAX)).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!publishing.is_finished(), "waits for room in the queue");
+        assert_eq!(s.next().await, Some(read(0)));
+        publishing.await.unwrap();
+        for n in 1..SUBSCRIPTION_QUEUE as u64 {
+            assert_eq!(s.next().await, Some(read(n)));
+        }
+        assert_eq!(s.next().await, Some(read(u64::MAX)));
     }
 }

@@ -113,25 +113,33 @@ pub struct BusStats {
 #[error("redis: {0}")]
 pub struct BusError(#[from] redis::RedisError);
 
+/// Events a local subscriber may have waiting; past it, delivery waits
+/// for the subscriber (the gateway's hub): publishers and the Redis reader
+/// slow down rather than a queue growing.
+const SUBSCRIPTION_QUEUE: usize = 16_384;
+
 /// This node's subscribers (the gateway's hub): each has its own queue.
 #[derive(Default)]
 struct Local {
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
+    subscribers: Mutex<Vec<mpsc::Sender<Event>>>,
 }
 
 impl Local {
-    fn deliver(&self, event: Event) {
-        let Ok(mut subs) = self.subscribers.lock() else {
-            return;
+    async fn deliver(&self, event: Event) {
+        let subs: Vec<mpsc::Sender<Event>> = match self.subscribers.lock() {
+            Ok(mut subs) => {
+                subs.retain(|s| !s.is_closed());
+                subs.clone()
+            }
+            Err(_) => return,
         };
-        subs.retain(|s| !s.is_closed());
-        for s in subs.iter() {
-            let _ = s.send(event.clone());
+        for s in &subs {
+            let _ = s.send(event.clone()).await;
         }
     }
 
     fn subscribe(&self, topics: Arc<Topics>) -> Box<dyn EventStream> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(SUBSCRIPTION_QUEUE);
         if let Ok(mut subs) = self.subscribers.lock() {
             subs.push(tx);
         }
@@ -139,7 +147,7 @@ impl Local {
     }
 }
 
-struct Subscription(mpsc::UnboundedReceiver<Event>, Arc<Topics>);
+struct Subscription(mpsc::Receiver<Event>, Arc<Topics>);
 
 #[async_trait]
 impl EventStream for Subscription {
@@ -334,7 +342,7 @@ impl EventBus for RedisBus {
                 topics.into_iter().map(|t| self.topics.channel(t)).collect()
             }
         };
-        self.local.deliver(event);
+        self.local.deliver(event).await;
         match bytes {
             Ok(envelope) => {
                 let out = Outgoing { channels, envelope };
@@ -453,7 +461,7 @@ async fn listen(
         tokio::select! {
             msg = messages.next() => {
                 let Some(msg) = msg else { return Ok(()) };
-                receive(msg.get_payload_bytes(), node, local, stats, last);
+                receive(msg.get_payload_bytes(), node, local, stats, last).await;
             }
             () = topics.changed.notified() => {
                 let changes = topics.changes();
@@ -492,7 +500,7 @@ async fn follow(
 
 /// One message from the channel: decoded, checked against what this node
 /// has heard, handed on.
-fn receive(
+async fn receive(
     bytes: &[u8],
     node: Uuid,
     local: &Local,
@@ -524,5 +532,5 @@ fn receive(
         stats.lag_us.fetch_add(lag_us, Ordering::Relaxed);
     }
     stats.received.fetch_add(1, Ordering::Relaxed);
-    local.deliver(got.event);
+    local.deliver(got.event).await;
 }

@@ -131,7 +131,6 @@ enum Cmd {
         rooms: Vec<RoomId>,
     },
     Disconnect(u64),
-    Event(Box<Event>),
     CloseAll(CloseWhy),
     /// The store's answer for a room's gap up to `upto`.
     Refilled {
@@ -175,7 +174,7 @@ impl Hub {
     /// Starts the hub's task, fed by `events`, filling gaps from `refill`
     /// (without one, a gap is given up on after [`GAP_WAIT`]). Needs a
     /// tokio runtime.
-    pub fn start(mut events: Box<dyn EventStream>, refill: Option<Arc<dyn Refill>>) -> Self {
+    pub fn start(events: Box<dyn EventStream>, refill: Option<Arc<dyn Refill>>) -> Self {
         let interest = events.interest();
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(HubStats::default());
@@ -187,27 +186,9 @@ impl Hub {
             next_id: Arc::new(AtomicU64::new(1)),
             stats: stats.clone(),
         };
-        // The bus's subscription feeds the same queue as the commands, so the
-        // hub sees both in one order.
-        tokio::spawn(async move {
-            while let Some(e) = events.next().await {
-                if let Event::Presence {
-                    user_id, online, ..
-                } = &e
-                    && let Ok(mut announced) = announced.lock()
-                {
-                    if *online {
-                        announced.insert(*user_id);
-                    } else {
-                        announced.remove(user_id);
-                    }
-                }
-                if tx.send(Cmd::Event(Box::new(e))).is_err() {
-                    break;
-                }
-            }
-        });
-        tokio::spawn(State::new(stats, interest, refill, hub.tx.clone()).run(rx));
+        tokio::spawn(
+            State::new(stats, interest, refill, hub.tx.clone(), announced).run(rx, events),
+        );
         hub
     }
 
@@ -309,6 +290,8 @@ struct State {
     refill: Option<Arc<dyn Refill>>,
     /// The hub's own queue, for the store's answers.
     tx: mpsc::UnboundedSender<Cmd>,
+    /// Who the last `presence` event said is online (shared with [`Hub`]).
+    announced: Arc<Mutex<HashSet<UserId>>>,
 }
 
 impl State {
@@ -317,6 +300,7 @@ impl State {
         interest: Option<Arc<dyn Interest>>,
         refill: Option<Arc<dyn Refill>>,
         tx: mpsc::UnboundedSender<Cmd>,
+        announced: Arc<Mutex<HashSet<UserId>>>,
     ) -> Self {
         Self {
             conns: HashMap::new(),
@@ -328,6 +312,7 @@ impl State {
             interest,
             refill,
             tx,
+            announced,
         }
     }
 
@@ -364,16 +349,34 @@ impl State {
         }
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+    /// Handles commands and the bus's events in one loop: the bus hands an
+    /// event over only when the hub takes it (one hop, as bounded as the
+    /// bus's subscription), so a hub that falls behind slows the
+    /// publishers down rather than letting a queue grow.
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>, mut events: Box<dyn EventStream>) {
+        let mut bus_open = true;
         let mut tick = tokio::time::interval(GAP_WAIT / 4);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                biased;
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd),
                     None => break,
                 },
                 _ = tick.tick() => self.give_up_on_gaps(),
+                event = events.next(), if bus_open => match event {
+                    Some(e) => {
+                        // Commands given before the event was published come
+                        // first (a connection's rooms, registered before its
+                        // `hello`, must hear every event after it).
+                        while let Ok(cmd) = rx.try_recv() {
+                            self.handle(cmd);
+                        }
+                        self.bus_event(e);
+                    }
+                    None => bus_open = false,
+                },
             }
         }
     }
@@ -397,7 +400,6 @@ impl State {
             }
             Cmd::Rooms { user, rooms } => self.set_rooms(user, rooms),
             Cmd::Disconnect(id) => self.drop_conn(id),
-            Cmd::Event(e) => self.event(*e),
             Cmd::Refilled { room, upto, events } => self.refilled(room, upto, events),
             Cmd::CloseAll(why) => {
                 self.closing = Some(why);
@@ -462,6 +464,21 @@ impl State {
             user.rooms.remove(&room);
             self.remove_listener(room, id);
         }
+    }
+
+    fn bus_event(&mut self, e: Event) {
+        if let Event::Presence {
+            user_id, online, ..
+        } = &e
+            && let Ok(mut announced) = self.announced.lock()
+        {
+            if *online {
+                announced.insert(*user_id);
+            } else {
+                announced.remove(user_id);
+            }
+        }
+        self.event(e);
     }
 
     fn event(&mut self, e: Event) {
