@@ -121,6 +121,9 @@ pub struct Outbound {
     backlog: std::sync::Arc<Backlog>,
     buf: BytesMut,
     closing: bool,
+    /// Whether the task has said its first frame (`hello`): events wait
+    /// until then, so that `hello` is always first.
+    opened: bool,
     /// actix-ws's own body, never polled, kept while this one lives: its
     /// drop is what tells actix-ws's reading half that the connection is
     /// over.
@@ -148,6 +151,7 @@ pub fn queues(max_bytes: usize, said: usize) -> (Outbox, mpsc::Sender<Say>, Outb
             backlog,
             buf: BytesMut::new(),
             closing: false,
+            opened: false,
             theirs: None,
         },
     )
@@ -186,12 +190,15 @@ impl Stream for Outbound {
         // What the task says goes first.
         while !this.closing {
             match this.said.poll_recv(cx) {
-                Poll::Ready(Some(say)) => this.frame(say),
+                Poll::Ready(Some(say)) => {
+                    this.frame(say);
+                    this.opened = true;
+                }
                 Poll::Ready(None) => this.closing = true,
                 Poll::Pending => break,
             }
         }
-        if !this.closing {
+        if !this.closing && this.opened {
             let mut drained = 0;
             while this.buf.len() < MAX_WRITE {
                 match this.events.poll_recv(cx) {
@@ -253,6 +260,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_event_goes_before_the_first_thing_the_task_says() {
+        let (outbox, say, mut body) = queues(1 << 20, 8);
+        outbox.push(&text("early event"), now_ms()).unwrap();
+        let waiting = futures_util::poll!(body.next());
+        assert!(waiting.is_pending(), "the event waits for hello");
+        say.send(Say::Text(text("hello"))).await.unwrap();
+        let write = body.next().await.unwrap().unwrap();
+        assert_eq!(
+            frames(&write),
+            vec![(1, b"hello".to_vec()), (1, b"early event".to_vec())]
+        );
+    }
+
+    #[tokio::test]
     async fn everything_queued_goes_out_in_one_write_replies_first() {
         let (outbox, say, mut body) = queues(1 << 20, 8);
         for i in 0..100 {
@@ -269,7 +290,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_past_its_byte_budget_is_slow_and_one_that_drains_is_not() {
-        let (outbox, _say, mut body) = queues(1000, 8);
+        let (outbox, say, mut body) = queues(1000, 8);
+        say.send(Say::Text(text("hello"))).await.unwrap();
         let frame = text(&"x".repeat(300));
         for _ in 0..3 {
             outbox.push(&frame, now_ms()).unwrap();
