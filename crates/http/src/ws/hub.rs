@@ -850,8 +850,20 @@ mod tests {
         mpsc::UnboundedReceiver<ByteString>,
         RoomId,
     ) {
+        listener_with(None).await
+    }
+
+    /// A hub with one connection, in one room, and the feed of its bus.
+    async fn listener_with(
+        refill: Option<Arc<dyn Refill>>,
+    ) -> (
+        Hub,
+        mpsc::UnboundedSender<Event>,
+        mpsc::UnboundedReceiver<ByteString>,
+        RoomId,
+    ) {
         let (feed, rx) = mpsc::unbounded_channel();
-        let hub = Hub::start(Box::new(Feed(rx)), None);
+        let hub = Hub::start(Box::new(Feed(rx)), refill);
         let (out, queue) = crate::ws::outbound::bare();
         let user = UserId(Uuid::from_u128(1));
         let room = RoomId(Uuid::from_u128(7));
@@ -994,23 +1006,11 @@ mod tests {
         mpsc::UnboundedReceiver<ByteString>,
         RoomId,
     ) {
-        let (feed, rx) = mpsc::unbounded_channel();
         let store = Arc::new(Store {
             has,
             asked: Mutex::default(),
         });
-        let hub = Hub::start(Box::new(Feed(rx)), Some(store.clone()));
-        let (out, queue) = crate::ws::outbound::bare();
-        let user = UserId(Uuid::from_u128(1));
-        let room = RoomId(Uuid::from_u128(7));
-        hub.connect(Conn {
-            id: hub.next_id(),
-            user,
-            session: SessionId(Uuid::from_u128(2)),
-            out,
-            closer: Arc::default(),
-        });
-        hub.set_rooms(user, vec![room]);
+        let (hub, feed, queue, room) = listener_with(Some(store.clone())).await;
         (hub, store, feed, queue, room)
     }
 

@@ -579,28 +579,47 @@ async fn events_cross_nodes_through_redis() {
             (200, Some("up")),
             "{ready}"
         );
-        let metrics = reqwest::get(format!("{}/metrics", b.api.base))
+        let metrics = Metrics::of(&b.api.base).await;
+        let sample = |name: &str| metrics.sample(name);
+        assert_eq!(sample("chat_bus_connected "), 1, "{metrics}");
+        assert!(sample("chat_bus_received_total ") >= 1, "{metrics}");
+        assert!(sample("chat_bus_published_total ") >= 1, "{metrics}");
+        assert!(
+            metrics.0.contains("chat_bus_lag_microseconds_total ")
+                && metrics.0.contains("chat_ws_gaps_total "),
+            "{metrics}"
+        );
+    })
+    .await;
+}
+
+/// A node's `/metrics`, read once.
+struct Metrics(String);
+
+impl Metrics {
+    async fn of(base: &str) -> Self {
+        let text = reqwest::get(format!("{base}/metrics"))
             .await
             .unwrap()
             .text()
             .await
             .unwrap();
-        let sample = |name: &str| -> u64 {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        assert_eq!(sample("chat_bus_connected "), 1, "{metrics}");
-        assert!(sample("chat_bus_received_total ") >= 1, "{metrics}");
-        assert!(sample("chat_bus_published_total ") >= 1, "{metrics}");
-        assert!(
-            metrics.contains("chat_bus_lag_microseconds_total ")
-                && metrics.contains("chat_ws_gaps_total "),
-            "{metrics}"
-        );
-    })
-    .await;
+        Self(text)
+    }
+
+    /// The value of the sample whose line starts with `name` (0 if none).
+    fn sample(&self, name: &str) -> u64 {
+        self.0
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// The scenario within [`BUDGET`].
@@ -877,22 +896,8 @@ async fn a_redis_outage_loses_nothing() {
             .collect();
         assert_eq!(seqs, (2..=last_sent).collect::<Vec<_>>(), "{seen:?}");
         assert_eq!(seen[0]["payload"]["message"]["content"], "during");
-        let metrics = reqwest::get(format!("{}/metrics", b.api.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let refilled: u64 = metrics
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("chat_ws_refilled_total ")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0);
-        assert!(refilled >= 1, "{metrics}");
+        let metrics = Metrics::of(&b.api.base).await;
+        assert!(metrics.sample("chat_ws_refilled_total ") >= 1, "{metrics}");
         // What B's client missed is in `changes`.
         let changes = b
             .api
