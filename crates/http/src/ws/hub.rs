@@ -847,7 +847,7 @@ mod tests {
     async fn listener() -> (
         Hub,
         mpsc::UnboundedSender<Event>,
-        mpsc::UnboundedReceiver<ByteString>,
+        crate::ws::outbound::TestQueue,
         RoomId,
     ) {
         listener_with(None).await
@@ -859,7 +859,7 @@ mod tests {
     ) -> (
         Hub,
         mpsc::UnboundedSender<Event>,
-        mpsc::UnboundedReceiver<ByteString>,
+        crate::ws::outbound::TestQueue,
         RoomId,
     ) {
         let (feed, rx) = mpsc::unbounded_channel();
@@ -1003,7 +1003,7 @@ mod tests {
         Hub,
         Arc<Store>,
         mpsc::UnboundedSender<Event>,
-        mpsc::UnboundedReceiver<ByteString>,
+        crate::ws::outbound::TestQueue,
         RoomId,
     ) {
         let store = Arc::new(Store {

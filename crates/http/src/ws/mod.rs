@@ -21,7 +21,6 @@ use chat_app::AuthContext;
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 pub use frames::ClientFrame;
 pub use hub::{CloseWhy, Hub, HubStats, Refill};
@@ -94,7 +93,7 @@ struct Connection {
     state: Arc<State>,
     auth: AuthContext,
     /// What the task says to the client, written ahead of the events.
-    say: mpsc::Sender<outbound::Say>,
+    say: outbound::Mouth,
 }
 
 /// How a connection ended, from the server's side.
@@ -108,7 +107,7 @@ enum End {
 }
 
 impl Connection {
-    fn new(state: Arc<State>, auth: AuthContext, say: mpsc::Sender<outbound::Say>) -> Self {
+    fn new(state: Arc<State>, auth: AuthContext, say: outbound::Mouth) -> Self {
         Self { state, auth, say }
     }
 
@@ -145,7 +144,7 @@ impl Connection {
             // The Close goes ahead of any events still queued; behind a
             // client that does not read, past CLOSE_WAIT the connection is
             // simply dropped.
-            let close = self.say.send(outbound::Say::Close(reason));
+            let close = self.say.say(outbound::Say::Close(reason));
             let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
         }
         if hub.disconnect(user, id)
@@ -308,7 +307,7 @@ impl Connection {
         tokio::select! {
             biased;
             why = closer.closed() => Err(End::Close(why.code(), why.reason())),
-            sent = self.say.send(say) => sent.map_err(|_| End::Gone),
+            sent = self.say.say(say) => sent.map_err(|_| End::Gone),
         }
     }
 

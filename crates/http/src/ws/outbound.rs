@@ -13,10 +13,11 @@
 //! the hub closes it (1013). A client that keeps up never gets there,
 //! whatever the burst; one that stops reading gets there alone.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,8 @@ use actix_web::body::BoxBody;
 use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::Stream;
-use tokio::sync::mpsc;
+use futures_util::task::AtomicWaker;
+use tokio::sync::Notify;
 
 /// A connection with frames waiting and none written for this long is
 /// closed as slow.
@@ -52,13 +54,41 @@ pub fn now_ms() -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// How far behind a connection is, shared by the hub (which adds) and the
-/// body (which drains).
+/// A connection's two queues, behind one lock. Plain `VecDeque`s: an idle
+/// connection holds no buffer until something is queued (a channel would
+/// allocate a block of slots for each connection up front).
 #[derive(Default)]
-struct Backlog {
+struct Queues {
+    events: VecDeque<ByteString>,
+    said: VecDeque<Say>,
+    /// The body is gone (the socket closed): nothing more is taken.
+    body_gone: bool,
+    /// The task is gone: the body ends once it has written what was said.
+    task_gone: bool,
+}
+
+/// What the hub, the task and the body share.
+struct Shared {
+    queues: Mutex<Queues>,
+    /// Wakes the body when something is queued.
+    body: AtomicWaker,
+    /// Wakes the task when the body has made room in `said`.
+    room: Notify,
+    /// Bytes of events waiting.
     bytes: AtomicUsize,
-    /// When the body last wrote, in [`now_ms`].
+    /// When the body last wrote (or the backlog began), in [`now_ms`].
     drained_ms: AtomicU64,
+    said_max: usize,
+}
+
+impl Shared {
+    fn queues(&self) -> std::sync::MutexGuard<'_, Queues> {
+        // A panic while holding the lock cannot leave the queues half
+        // changed (each change is one push or pop): go on with them.
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Why a frame could not be queued.
@@ -72,8 +102,7 @@ pub enum Refused {
 
 /// The hub's end of a connection's queue.
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<ByteString>,
-    backlog: std::sync::Arc<Backlog>,
+    shared: Arc<Shared>,
     max_bytes: usize,
 }
 
@@ -81,44 +110,80 @@ impl Outbox {
     /// Queues a frame, unless the connection is too far behind; `now` is
     /// [`now_ms`], read by the caller once for many pushes.
     pub fn push(&self, frame: &ByteString, now: u64) -> Result<(), Refused> {
-        let waiting = self.backlog.bytes.load(Ordering::Relaxed);
+        let s = &self.shared;
+        let waiting = s.bytes.load(Ordering::Relaxed);
         if waiting == 0 {
             // Nothing was waiting: the clock starts now.
-            self.backlog.drained_ms.store(now, Ordering::Relaxed);
+            s.drained_ms.store(now, Ordering::Relaxed);
         } else {
-            let idle = now.saturating_sub(self.backlog.drained_ms.load(Ordering::Relaxed));
+            let idle = now.saturating_sub(s.drained_ms.load(Ordering::Relaxed));
             if waiting + frame.len() > self.max_bytes || idle >= STALLED.as_millis() as u64 {
                 return Err(Refused::Slow);
             }
         }
-        self.backlog.bytes.fetch_add(frame.len(), Ordering::Relaxed);
-        self.tx.send(frame.clone()).map_err(|_| Refused::Closed)
+        {
+            let mut q = s.queues();
+            if q.body_gone {
+                return Err(Refused::Closed);
+            }
+            q.events.push_back(frame.clone());
+        }
+        s.bytes.fetch_add(frame.len(), Ordering::Relaxed);
+        s.body.wake();
+        Ok(())
     }
 
     /// Bytes waiting to be written.
     pub fn waiting(&self) -> usize {
-        self.backlog.bytes.load(Ordering::Relaxed)
+        self.shared.bytes.load(Ordering::Relaxed)
     }
 }
 
-/// An outbox whose frames the test reads as they are queued (never counted
-/// as drained).
-#[cfg(test)]
-pub fn bare() -> (Outbox, mpsc::UnboundedReceiver<ByteString>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let outbox = Outbox {
-        tx,
-        backlog: std::sync::Arc::default(),
-        max_bytes: usize::MAX,
-    };
-    (outbox, rx)
+/// The task's end: what it says goes out ahead of the events.
+pub struct Mouth {
+    shared: Arc<Shared>,
+}
+
+/// The body is gone: nothing can be said any more.
+#[derive(Debug)]
+pub struct Gone;
+
+impl Mouth {
+    /// Queues something to say; waits while `said` is full (the client
+    /// does not read), fails once the body is gone.
+    pub async fn say(&self, say: Say) -> Result<(), Gone> {
+        let s = &self.shared;
+        loop {
+            let room = s.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut q = s.queues();
+                if q.body_gone {
+                    return Err(Gone);
+                }
+                if q.said.len() < s.said_max {
+                    q.said.push_back(say);
+                    drop(q);
+                    s.body.wake();
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
+    }
+}
+
+impl Drop for Mouth {
+    fn drop(&mut self) {
+        self.shared.queues().task_gone = true;
+        self.shared.body.wake();
+    }
 }
 
 /// The body: the events queued by the hub and what the task says, framed.
 pub struct Outbound {
-    events: mpsc::UnboundedReceiver<ByteString>,
-    said: mpsc::Receiver<Say>,
-    backlog: std::sync::Arc<Backlog>,
+    shared: Arc<Shared>,
     buf: BytesMut,
     closing: bool,
     /// Whether the task has said its first frame (`hello`): events wait
@@ -130,25 +195,75 @@ pub struct Outbound {
     theirs: Option<BoxBody>,
 }
 
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        let mut q = self.shared.queues();
+        q.body_gone = true;
+        q.events.clear();
+        q.said.clear();
+        drop(q);
+        self.shared.room.notify_waiters();
+    }
+}
+
+/// An outbox whose frames a test reads one by one, as from a channel
+/// (never counted as drained).
+#[cfg(test)]
+pub fn bare() -> (Outbox, TestQueue) {
+    let (outbox, mouth, body) = queues(usize::MAX, 8);
+    let shared = outbox.shared.clone();
+    (
+        outbox,
+        TestQueue {
+            shared,
+            _mouth: mouth,
+            _body: body,
+        },
+    )
+}
+
+/// The frames a [`bare`] outbox queued.
+#[cfg(test)]
+pub struct TestQueue {
+    shared: Arc<Shared>,
+    _mouth: Mouth,
+    _body: Outbound,
+}
+
+#[cfg(test)]
+impl TestQueue {
+    pub async fn recv(&mut self) -> Option<ByteString> {
+        std::future::poll_fn(|cx| {
+            self.shared.body.register(cx.waker());
+            match self.shared.queues().events.pop_front() {
+                Some(frame) => Poll::Ready(Some(frame)),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
 /// A connection's queues: the hub's end, the task's end, and the body.
-pub fn queues(max_bytes: usize, said: usize) -> (Outbox, mpsc::Sender<Say>, Outbound) {
-    let (tx, events) = mpsc::unbounded_channel();
-    let (say, said) = mpsc::channel(said.max(1));
-    let backlog = std::sync::Arc::new(Backlog {
+pub fn queues(max_bytes: usize, said: usize) -> (Outbox, Mouth, Outbound) {
+    let shared = Arc::new(Shared {
+        queues: Mutex::default(),
+        body: AtomicWaker::new(),
+        room: Notify::new(),
         bytes: AtomicUsize::new(0),
         drained_ms: AtomicU64::new(now_ms()),
+        said_max: said.max(1),
     });
     (
         Outbox {
-            tx,
-            backlog: backlog.clone(),
+            shared: shared.clone(),
             max_bytes,
         },
-        say,
+        Mouth {
+            shared: shared.clone(),
+        },
         Outbound {
-            events,
-            said,
-            backlog,
+            shared,
             buf: BytesMut::new(),
             closing: false,
             opened: false,
@@ -164,21 +279,22 @@ impl Outbound {
         self
     }
 
-    fn frame(&mut self, say: Say) {
+    fn frame(buf: &mut BytesMut, say: Say) -> bool {
         match say {
             Say::Text(text) => {
-                Parser::write_message(&mut self.buf, text.as_bytes(), OpCode::Text, true, false)
+                Parser::write_message(buf, text.as_bytes(), OpCode::Text, true, false)
             }
-            Say::Ping => Parser::write_message(&mut self.buf, b"", OpCode::Ping, true, false),
+            Say::Ping => Parser::write_message(buf, b"", OpCode::Ping, true, false),
             Say::Pong(bytes) => {
                 let bytes = bytes.slice(..bytes.len().min(125));
-                Parser::write_message(&mut self.buf, bytes, OpCode::Pong, true, false);
+                Parser::write_message(buf, bytes, OpCode::Pong, true, false);
             }
             Say::Close(reason) => {
-                Parser::write_close(&mut self.buf, reason, false);
-                self.closing = true;
+                Parser::write_close(buf, reason, false);
+                return true;
             }
         }
+        false
     }
 }
 
@@ -187,42 +303,58 @@ impl Stream for Outbound {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        // What the task says goes first.
-        while !this.closing {
-            match this.said.poll_recv(cx) {
-                Poll::Ready(Some(say)) => {
-                    this.frame(say);
-                    this.opened = true;
+        if !this.closing {
+            this.shared.body.register(cx.waker());
+            let shared = this.shared.clone();
+            let mut q = shared.queues();
+            // What the task says goes first.
+            let said_any = !q.said.is_empty();
+            while let Some(say) = q.said.pop_front() {
+                this.opened = true;
+                if Self::frame(&mut this.buf, say) {
+                    this.closing = true;
+                    break;
                 }
-                Poll::Ready(None) => this.closing = true,
-                Poll::Pending => break,
             }
-        }
-        if !this.closing && this.opened {
+            if q.task_gone && q.said.is_empty() {
+                this.closing = true;
+            }
             let mut drained = 0;
-            while this.buf.len() < MAX_WRITE {
-                match this.events.poll_recv(cx) {
-                    Poll::Ready(Some(text)) => {
-                        drained += text.len();
-                        Parser::write_message(
-                            &mut this.buf,
-                            text.as_bytes(),
-                            OpCode::Text,
-                            true,
-                            false,
-                        );
-                    }
-                    // The hub let go: the task closes the connection.
-                    Poll::Ready(None) | Poll::Pending => break,
+            if !this.closing && this.opened {
+                while this.buf.len() < MAX_WRITE {
+                    let Some(text) = q.events.pop_front() else {
+                        break;
+                    };
+                    drained += text.len();
+                    Parser::write_message(
+                        &mut this.buf,
+                        text.as_bytes(),
+                        OpCode::Text,
+                        true,
+                        false,
+                    );
+                }
+                if q.events.is_empty() && q.events.capacity() > 64 {
+                    // A burst is over: give its buffer back.
+                    q.events = VecDeque::new();
                 }
             }
+            drop(q);
             if drained > 0 {
-                this.backlog.bytes.fetch_sub(drained, Ordering::Relaxed);
-                this.backlog.drained_ms.store(now_ms(), Ordering::Relaxed);
+                shared.bytes.fetch_sub(drained, Ordering::Relaxed);
+                shared.drained_ms.store(now_ms(), Ordering::Relaxed);
+            }
+            if said_any {
+                shared.room.notify_waiters();
             }
         }
         if !this.buf.is_empty() {
-            return Poll::Ready(Some(Ok(std::mem::take(&mut this.buf).freeze())));
+            let out = std::mem::take(&mut this.buf).freeze();
+            if out.len() >= MAX_WRITE {
+                // More may be queued: come back at once.
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Ready(Some(Ok(out)));
         }
         if this.closing {
             return Poll::Ready(None);
@@ -265,7 +397,7 @@ mod tests {
         outbox.push(&text("early event"), now_ms()).unwrap();
         let waiting = futures_util::poll!(body.next());
         assert!(waiting.is_pending(), "the event waits for hello");
-        say.send(Say::Text(text("hello"))).await.unwrap();
+        say.say(Say::Text(text("hello"))).await.unwrap();
         let write = body.next().await.unwrap().unwrap();
         assert_eq!(
             frames(&write),
@@ -279,7 +411,7 @@ mod tests {
         for i in 0..100 {
             outbox.push(&text(&format!("event {i}")), now_ms()).unwrap();
         }
-        say.send(Say::Text(text("ack"))).await.unwrap();
+        say.say(Say::Text(text("ack"))).await.unwrap();
         let write = body.next().await.unwrap().unwrap();
         let got = frames(&write);
         assert_eq!(got.len(), 101, "one write for every frame queued");
@@ -291,7 +423,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_past_its_byte_budget_is_slow_and_one_that_drains_is_not() {
         let (outbox, say, mut body) = queues(1000, 8);
-        say.send(Say::Text(text("hello"))).await.unwrap();
+        say.say(Say::Text(text("hello"))).await.unwrap();
         let frame = text(&"x".repeat(300));
         for _ in 0..3 {
             outbox.push(&frame, now_ms()).unwrap();
@@ -330,7 +462,7 @@ mod tests {
     async fn a_close_ends_the_body_and_drops_the_backlog() {
         let (outbox, say, mut body) = queues(1 << 20, 8);
         outbox.push(&text("never sent"), now_ms()).unwrap();
-        say.send(Say::Close(Some(CloseReason {
+        say.say(Say::Close(Some(CloseReason {
             code: actix_http::ws::CloseCode::Again,
             description: None,
         })))
