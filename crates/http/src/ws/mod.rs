@@ -148,7 +148,7 @@ impl Connection {
             let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
         }
         if hub.disconnect(user, id)
-            && let Err(e) = self.state.app.live.offline(user).await
+            && let Err(e) = Box::pin(self.state.app.live.offline(user)).await
         {
             tracing::warn!(error = %e, "could not record going offline");
         }
@@ -164,7 +164,7 @@ impl Connection {
         let user = self.auth.user_id;
         // The hub knows the user's rooms before the client sees `hello`, so
         // every event after `hello` reaches it.
-        match self.state.app.rooms.room_ids_of(user).await {
+        match Box::pin(self.state.app.rooms.room_ids_of(user)).await {
             Ok(rooms) => self.state.hub.set_rooms(user, rooms),
             Err(e) => {
                 tracing::warn!(error = %e, "could not read a user's rooms");
@@ -174,7 +174,7 @@ impl Connection {
         if let Err(end) = self.write(closer, hello).await {
             return end;
         }
-        if first && let Err(e) = self.state.app.live.online(user).await {
+        if first && let Err(e) = Box::pin(self.state.app.live.online(user)).await {
             tracing::warn!(error = %e, "could not announce presence");
         }
         let mut heartbeat = tokio::time::interval(PING_EVERY);
@@ -198,7 +198,9 @@ impl Connection {
                         _ => None,
                     };
                     if let Some(bytes) = bytes {
-                        if let Err(end) = self.take(closer, &bytes, &mut sends).await {
+                        // Boxed: the use cases' futures are large, and an idle
+                        // connection's task should not carry their room.
+                        if let Err(end) = Box::pin(self.take(closer, &bytes, &mut sends)).await {
                             return end;
                         }
                         continue;
