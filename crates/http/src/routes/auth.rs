@@ -49,7 +49,7 @@ pub async fn register(
 
 /// Log in with a username or an email, and a password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenDto),
+    responses((status = 200, body = TokenDto, headers(("Cache-Control" = String, description = "`no-store`: tokens are never cached"))),
         (status = 400, body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: the same answer for a wrong name or password", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many attempts from this address; `Retry-After` says when to try again", body = ErrorBody)))]
@@ -57,7 +57,7 @@ pub async fn login(
     state: web::Data<State>,
     req: HttpRequest,
     body: Body<LoginRequest>,
-) -> Result<web::Json<TokenDto>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     state.limits.auth(&req).await?;
     let r = body.0;
     let login = match (r.username, r.email) {
@@ -75,23 +75,30 @@ pub async fn login(
         .accounts
         .login(&login, &Password::presented(&r.password))
         .await?;
-    Ok(web::Json(tokens.into()))
+    Ok(token_answer(tokens.into()))
+}
+
+/// Tokens, never to be kept by a cache on the way (RFC 6749 §5.1).
+fn token_answer(tokens: TokenDto) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(tokens)
 }
 
 /// Trade a refresh token for a new pair. Each refresh token is good once;
 /// presenting a used one revokes the whole session. The access token it
 /// replaces stays good until it expires.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = TokenDto), (status = 401, body = ErrorBody),
+    responses((status = 200, body = TokenDto, headers(("Cache-Control" = String, description = "`no-store`: tokens are never cached"))), (status = 401, body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many attempts from this address; `Retry-After` says when to try again", body = ErrorBody)))]
 pub async fn refresh(
     state: web::Data<State>,
     req: HttpRequest,
     body: Body<RefreshRequest>,
-) -> Result<web::Json<TokenDto>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     state.limits.auth(&req).await?;
     let tokens = state.app.accounts.refresh(&body.0.refresh_token).await?;
-    Ok(web::Json(tokens.into()))
+    Ok(token_answer(tokens.into()))
 }
 
 /// End this session: its access and refresh tokens stop working at once.

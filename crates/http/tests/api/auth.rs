@@ -413,6 +413,42 @@ async fn refresh_rotates_the_pair() {
     );
 }
 
+/// Answers that carry tokens say no cache may keep them (RFC 6749 §5.1).
+#[actix_rt::test]
+async fn token_answers_are_never_cached() {
+    let api = Api::new().await;
+    let a = api.user("alice").await;
+    let login = api
+        .request(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(
+                json!({"username": "alice", "password": PASSWORD})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    let refresh = api
+        .request(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": a.refresh}).to_string().into_bytes()),
+        )
+        .await;
+    for r in [&login, &refresh] {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(
+            r.headers
+                .get(actix_web::http::header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store")
+        );
+    }
+}
+
 #[actix_rt::test]
 async fn a_reused_refresh_token_revokes_the_whole_session() {
     let api = Api::new().await;
