@@ -83,7 +83,7 @@ pub struct Emoji(String);
 /// Why an emoji was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EmojiError {
-    #[error("must be 1-64 bytes with no whitespace")]
+    #[error("must be 1-64 bytes of valid UTF-8 with no whitespace")]
     Invalid,
 }
 
@@ -91,8 +91,12 @@ impl Emoji {
     pub const MAX_BYTES: usize = 64;
 
     pub fn parse(s: &str) -> Result<Self, EmojiError> {
+        // U+FFFD is what bytes that were not UTF-8 decode to (`%FF` in a
+        // path): never a reaction anyone chose.
         let ok = (1..=Self::MAX_BYTES).contains(&s.len())
-            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+            && !s
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER);
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -300,6 +304,10 @@ mod tests {
             "ideographic space is whitespace"
         );
         assert!(Emoji::parse("a\0").is_err());
+        assert!(
+            Emoji::parse("\u{FFFD}").is_err(),
+            "what undecodable bytes turn into"
+        );
         assert!(Emoji::parse(&"x".repeat(64)).is_ok());
         assert!(Emoji::parse(&"x".repeat(65)).is_err());
     }

@@ -272,6 +272,9 @@ async fn bad_emoji_are_refused() {
         "nl%0A",
         "%E3%80%80",
         "nul%00",
+        // Not UTF-8: must not be stored as U+FFFD.
+        "%FF",
+        "x%C3",
     ] {
         for add in [true, false] {
             let r = react(&api, &a, &m, bad, add).await;
