@@ -31,7 +31,7 @@ use crate::routes;
         routes::send_message, routes::history, routes::mark_read,
         routes::edit_message, routes::delete_message, routes::add_reaction, routes::remove_reaction,
         routes::receipts, routes::search_messages,
-        routes::upload, routes::download,
+        routes::upload, routes::download, routes::download_head,
         routes::room_changes,
     ),
     components(schemas(

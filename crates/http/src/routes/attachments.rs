@@ -115,6 +115,21 @@ async fn read_file_part(mut form: Multipart, limit: usize) -> Result<Upload, Api
 /// everything else (SVG included) as `Content-Disposition: attachment`.
 /// Allowed to the uploader, to members of a room where a message carries
 /// it, and to anyone signed in for a user's current avatar; else 404.
+/// An attachment's headers without its bytes (type, size, disposition), on
+/// the same terms as `GET`: a client can check before it downloads.
+#[utoipa::path(head, path = "/api/v1/attachments/{id}", tag = "attachments", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "the headers `GET` would send (`Content-Length` the size in bytes), no body"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn download_head(
+    state: web::Data<State>,
+    auth: Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // The server writes no body for a HEAD request, only its length.
+    download(state, auth, id).await
+}
+
 #[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "attachments", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 200, description = "the bytes", content_type = "application/octet-stream"),

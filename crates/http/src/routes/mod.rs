@@ -81,7 +81,8 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         )
         .route("/search/messages", web::get().to(search_messages))
         .route("/attachments", web::post().to(upload))
-        .route("/attachments/{id}", web::get().to(download));
+        .route("/attachments/{id}", web::get().to(download))
+        .route("/attachments/{id}", web::head().to(download_head));
 }
 
 /// The process is up.

@@ -295,6 +295,32 @@ async fn the_uploader_downloads_the_bytes() {
     }
 }
 
+/// `HEAD` answers as `GET` does, headers and all, to whoever `GET` would.
+#[actix_rt::test]
+async fn head_tells_the_type_and_size_to_those_who_may_download() {
+    let api = Api::new().await;
+    let a = api.user("alice").await;
+    let stranger = api.user("stranger").await;
+    let png = api.upload(&a, "cat.png", "image/png", PNG).await;
+    let uri = format!("/api/v1/attachments/{}", s(&png["id"]));
+    let head = |token: String| {
+        let uri = uri.clone();
+        let api = &api;
+        async move {
+            api.request(Method::HEAD, &uri, Some(&format!("Bearer {token}")), None)
+                .await
+        }
+    };
+    let r = head(a.token.clone()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(header_of(&r, "content-type"), "image/png");
+    assert_eq!(header_of(&r, "x-content-type-options"), "nosniff");
+    assert_eq!(
+        head(stranger.token.clone()).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
 #[actix_rt::test]
 async fn download_of_an_unknown_or_malformed_id() {
     let api = Api::new().await;
