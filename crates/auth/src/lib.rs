@@ -16,6 +16,5 @@ mod secret;
 pub use jwt::JwtTokens;
 pub use password::BcryptHasher;
 pub use secret::{
-    JwtSecret, MIN_SECRET_LEN, SecretError, WARN_GENERATED_SECRET, WARN_SHORT_SECRET,
-    secret_from_config,
+    JwtSecret, MIN_SECRET_LEN, SecretError, WARN_GENERATED_SECRET, secret_from_config,
 };

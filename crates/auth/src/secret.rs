@@ -1,6 +1,6 @@
 //! The token-signing secret, as configured (or, in development, made up).
 
-/// The fewest bytes a configured secret may have outside development
+/// The fewest bytes a configured secret may have, in every environment
 /// (256 bits, HS256's own strength).
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -10,10 +10,6 @@ const GENERATED_SECRET_LEN: usize = 64;
 /// The warning [`secret_from_config`] returns when it made a secret up.
 pub const WARN_GENERATED_SECRET: &str = "no JWT secret configured: using a random one for this \
      development run; every token becomes invalid when the server restarts";
-
-/// The warning [`secret_from_config`] returns for a short secret in development.
-pub const WARN_SHORT_SECRET: &str = "the configured JWT secret is shorter than 32 bytes: \
-     accepted in development only, refused anywhere else";
 
 /// The bytes tokens are signed with. Never `Debug`-printed, never compared
 /// (there is no `PartialEq`, which would not be constant-time).
@@ -60,7 +56,7 @@ pub enum SecretError {
     #[error("no JWT secret configured (set JWT_SECRET); one is required outside development")]
     Missing,
     #[error(
-        "the JWT secret is {len} bytes; at least {MIN_SECRET_LEN} are required outside development"
+        "the JWT secret is {len} bytes; at least {MIN_SECRET_LEN} are required (leave it unset in development for a random one)"
     )]
     TooShort { len: usize },
     #[error("could not generate a random JWT secret: {0}")]
@@ -73,8 +69,12 @@ pub enum SecretError {
 /// | configured                    | `development`             | otherwise             |
 /// |-------------------------------|---------------------------|-----------------------|
 /// | ≥ 32 bytes                    | it, no warning            | it, no warning        |
-/// | 1–31 bytes                    | it, [`WARN_SHORT_SECRET`] | [`SecretError::TooShort`] |
+/// | 1–31 bytes                    | [`SecretError::TooShort`] | [`SecretError::TooShort`] |
 /// | `None` or the empty string    | 64 random bytes, [`WARN_GENERATED_SECRET`] | [`SecretError::Missing`] |
+///
+/// A short secret is refused even in development: a weak key configured
+/// on purpose is a mistake wherever it is made, and a development server
+/// that needs none gets a random one.
 ///
 /// The length is in bytes of the string as given (it is not trimmed or
 /// decoded). An empty string counts as unset, as an empty `JWT_SECRET=`
@@ -85,7 +85,6 @@ pub fn secret_from_config(
 ) -> Result<(JwtSecret, Option<&'static str>), SecretError> {
     match secret.filter(|s| !s.is_empty()) {
         Some(s) if s.len() >= MIN_SECRET_LEN => Ok((JwtSecret::from_bytes(s), None)),
-        Some(s) if development => Ok((JwtSecret::from_bytes(s), Some(WARN_SHORT_SECRET))),
         Some(s) => Err(SecretError::TooShort { len: s.len() }),
         None if development => Ok((JwtSecret::random()?, Some(WARN_GENERATED_SECRET))),
         None => Err(SecretError::Missing),
@@ -121,18 +120,13 @@ mod tests {
     }
 
     #[test]
-    fn a_short_secret_is_refused_outside_development() {
-        assert_eq!(
-            secret_from_config(Some("short"), false).unwrap_err(),
-            SecretError::TooShort { len: 5 }
-        );
-    }
-
-    #[test]
-    fn a_short_secret_is_allowed_in_development_with_a_warning() {
-        let (secret, warning) = secret_from_config(Some("short"), true).unwrap();
-        assert_eq!(secret.as_bytes(), b"short");
-        assert_eq!(warning, Some(WARN_SHORT_SECRET));
+    fn a_short_secret_is_refused_in_every_environment() {
+        for dev in [false, true] {
+            assert_eq!(
+                secret_from_config(Some("short"), dev).unwrap_err(),
+                SecretError::TooShort { len: 5 }
+            );
+        }
     }
 
     #[test]
