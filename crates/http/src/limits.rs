@@ -160,7 +160,9 @@ impl RateLimits {
         }
     }
 
-    fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+    /// The client's address: the peer's, or with `trust_forwarded_for` the
+    /// one the proxy says it forwarded for.
+    pub(crate) fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
         if self.trust_forwarded_for {
             let info = req.connection_info();
             if let Some(ip) = info.realip_remote_addr().and_then(|a| {

@@ -70,11 +70,31 @@ pub async fn login(
             ));
         }
     };
-    let tokens = state
+    let tokens = match state
         .app
         .accounts
         .login(&login, &Password::presented(&r.password))
-        .await?;
+        .await
+    {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            if matches!(e, chat_app::AppError::InvalidCredentials) {
+                // For the operator watching for guessing: who was tried,
+                // from where. Never the password.
+                let client = state
+                    .limits
+                    .client_ip(&req)
+                    .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+                // At most 64 characters, quoted and escaped (`?`): the name
+                // is the client's input, and must not forge log lines.
+                let account: String = match &login {
+                    Login::Username(name) | Login::Email(name) => name.chars().take(64).collect(),
+                };
+                tracing::warn!(%client, account = ?account, "failed login");
+            }
+            return Err(e.into());
+        }
+    };
     Ok(token_answer(tokens.into()))
 }
 

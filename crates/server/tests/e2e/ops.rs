@@ -169,6 +169,61 @@ async fn sigterm_stops_the_binary_cleanly() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A failed login is logged with the client's address and the account
+/// tried, never the password.
+#[tokio::test]
+async fn a_failed_login_is_logged_with_the_clients_address() {
+    use tokio::io::AsyncBufReadExt as _;
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .env_clear()
+        .env("PORT", "0")
+        .env("CHAT_CONFIG_DIR", &config)
+        .env("CHAT__LOG__JSON", "true")
+        .env("CHAT__AUTH__BCRYPT_COST", "4")
+        .env("JWT_SECRET", "a-failed-login-test-secret-0123456789")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = async || -> serde_json::Value {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("the server keeps logging");
+        serde_json::from_str(&line).unwrap_or_default()
+    };
+    let port = loop {
+        let v = next_line().await;
+        if v["fields"]["message"] == "chat server listening" {
+            break v["fields"]["port"].as_u64().unwrap();
+        }
+    };
+    let s = Server::at_port(port as u16);
+    s.user("alice").await;
+    let wrong = "not-alices-password-42";
+    let (status, _) = s
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "alice", "password": wrong})),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let logged = loop {
+        let v = next_line().await;
+        if v["fields"]["message"] == "failed login" {
+            break v;
+        }
+    };
+    assert_eq!(logged["fields"]["client"], "127.0.0.1", "{logged}");
+    assert_eq!(logged["fields"]["account"], "\"alice\"", "{logged}");
+    assert!(!logged.to_string().contains(wrong), "{logged}");
+}
+
 /// A request already being served when the shutdown starts is answered.
 #[tokio::test]
 async fn in_flight_requests_finish_during_shutdown() {
