@@ -261,6 +261,19 @@ mod tests {
         assert!(MessageContent::parse(&"é".repeat(4000), false).is_ok());
         assert!(MessageContent::parse(&"é".repeat(4001), false).is_err());
         assert_eq!(MessageContent::parse("a\0b", false), Err(LengthError::Nul));
+        for blank in ["\u{200B}", "\u{200B}\u{200D}\u{FEFF}", " \u{2060} "] {
+            assert_eq!(
+                MessageContent::parse(blank, false),
+                Err(LengthError::Invisible),
+                "{blank:?}"
+            );
+        }
+        // With an attachment the text may be empty, invisible or not.
+        assert!(MessageContent::parse("\u{200B}", true).is_ok());
+        // Zero-width characters inside visible text are text.
+        assert!(MessageContent::parse("a\u{200D}b", false).is_ok());
+        assert!(crate::RoomName::parse("\u{200B}").is_err());
+        assert!(crate::DisplayName::parse("\u{FEFF}").is_err());
     }
 
     #[test]

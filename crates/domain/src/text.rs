@@ -11,8 +11,27 @@ pub fn has_nul(s: &str) -> bool {
     s.contains('\0')
 }
 
-/// Checks a free-text field: trimmed length within `min..=max`, no NUL.
-/// Returns the trimmed text.
+/// True for the characters that take no room on screen and are not
+/// whitespace (so `trim` keeps them): zero-width space and joiners, word
+/// joiner, the byte-order mark, soft hyphen, invisible operators,
+/// variation selectors.
+pub fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+    )
+}
+
+/// Checks a free-text field: trimmed length within `min..=max`, no NUL,
+/// and when it may not be empty, something visible (not only zero-width
+/// characters). Returns the trimmed text.
 pub fn bounded(s: &str, min: usize, max: usize) -> Result<&str, LengthError> {
     if has_nul(s) {
         return Err(LengthError::Nul);
@@ -21,6 +40,9 @@ pub fn bounded(s: &str, min: usize, max: usize) -> Result<&str, LengthError> {
     let len = char_len(trimmed);
     if len < min || len > max {
         return Err(LengthError::Length { min, max });
+    }
+    if min > 0 && trimmed.chars().all(|c| invisible(c) || c.is_whitespace()) {
+        return Err(LengthError::Invisible);
     }
     Ok(trimmed)
 }
@@ -32,4 +54,6 @@ pub enum LengthError {
     Length { min: usize, max: usize },
     #[error("must not contain a NUL character")]
     Nul,
+    #[error("must contain a visible character, not only zero-width ones")]
+    Invisible,
 }

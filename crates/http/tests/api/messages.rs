@@ -93,6 +93,9 @@ async fn send_validates_content() {
         json!("é".repeat(4001)),
         json!(5),
         json!(null),
+        // Only zero-width characters: nothing anyone can see.
+        json!("\u{200B}\u{200D}"),
+        json!(" \u{FEFF} "),
     ] {
         let r = api
             .post(&msgs(&room), &a.token, json!({"content": content}))
