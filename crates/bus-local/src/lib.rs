@@ -3,10 +3,11 @@
 //! publication order. One server node needs nothing more; several nodes need
 //! a shared bus (Redis) behind the same port.
 //!
-//! Each subscriber has its own unbounded queue, so a publisher never waits
-//! and nothing is dropped; subscribers (the gateway's hub) only sort and hand
-//! events on, so their queues stay short. This crate knows `chat-ports` and
-//! tokio, nothing of HTTP or storage.
+//! Each subscriber has its own bounded queue ([`SUBSCRIPTION_QUEUE`]):
+//! nothing is dropped, and a publisher waits only when a subscriber (the
+//! gateway's hub, which only sorts and hands events on) has fallen that far
+//! behind. This crate knows `chat-ports` and tokio, nothing of HTTP or
+//! storage.
 
 use std::sync::Mutex;
 

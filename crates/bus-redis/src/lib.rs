@@ -133,8 +133,12 @@ impl Local {
             }
             Err(_) => return,
         };
-        for s in &subs {
-            let _ = s.send(event.clone()).await;
+        // The last subscriber takes the event itself rather than a clone.
+        if let Some((last, rest)) = subs.split_last() {
+            for s in rest {
+                let _ = s.send(event.clone()).await;
+            }
+            let _ = last.send(event).await;
         }
     }
 

@@ -9,10 +9,12 @@
 //! fill within [`GAP_WAIT`] is asked of the store ([`Refill`]: the
 //! messages among the missing versions come back as events); what the
 //! store cannot give back as events is given up on, and clients fill it
-//! from `GET /rooms/{id}/changes` (they see the versions jump). Each event is serialised once and the same
-//! bytes go into every recipient's bounded queue with `try_send`: a full
-//! queue closes that connection with 1013, and nobody else waits for it.
-//! The hub never writes to a socket: each connection's own task does.
+//! from `GET /rooms/{id}/changes` (they see the versions jump). Each
+//! event is serialised once and the same bytes go into every recipient's
+//! queue ([`super::outbound::Outbox`]), which the connection's response
+//! body writes out; a connection too far behind (by bytes or by time) is
+//! closed with 1013, and nobody else waits for it. The hub never writes to
+//! a socket.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -134,6 +134,7 @@ impl Outbox {
     }
 
     /// Bytes waiting to be written.
+    #[cfg(test)]
     pub fn waiting(&self) -> usize {
         self.shared.bytes.load(Ordering::Relaxed)
     }
@@ -305,7 +306,7 @@ impl Stream for Outbound {
         let this = self.get_mut();
         if !this.closing {
             this.shared.body.register(cx.waker());
-            let shared = this.shared.clone();
+            let shared = &this.shared;
             let mut q = shared.queues();
             // What the task says goes first.
             let said_any = !q.said.is_empty();

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use tokio::io::AsyncBufReadExt as _;
 
 use crate::support::*;
 
@@ -124,45 +125,79 @@ both!(
     }
 );
 
-/// The binary itself, on SIGTERM: the WebSocket hears 1001 and the process
-/// exits 0.
-#[tokio::test]
-async fn sigterm_stops_the_binary_cleanly() {
-    use tokio::io::AsyncBufReadExt as _;
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .env_clear()
-        .env("PORT", "0")
-        .env("CHAT_CONFIG_DIR", &config)
-        .env("CHAT__LOG__JSON", "true")
-        .env("CHAT__AUTH__BCRYPT_COST", "4")
-        .env("JWT_SECRET", "a-sigterm-test-secret-0123456789abcdef")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = loop {
+/// The server binary itself, run with JSON logs on stdout, read line by
+/// line.
+struct LoggingBinary {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    server: Server,
+}
+
+impl LoggingBinary {
+    /// Starts it on a free port and waits until it says it listens.
+    async fn start(secret: &str) -> Self {
+        let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .env_clear()
+            .env("PORT", "0")
+            .env("CHAT_CONFIG_DIR", &config)
+            .env("CHAT__LOG__JSON", "true")
+            .env("CHAT__AUTH__BCRYPT_COST", "4")
+            .env("JWT_SECRET", secret)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let listening = log_saying(&mut lines, "chat server listening").await;
+        let port = listening["fields"]["port"].as_u64().unwrap() as u16;
+        Self {
+            child,
+            lines,
+            server: Server::at_port(port),
+        }
+    }
+
+    /// The next log line whose message is `message`.
+    async fn next_log_saying(&mut self, message: &str) -> serde_json::Value {
+        log_saying(&mut self.lines, message).await
+    }
+}
+
+/// The next of `lines` (JSON logs) whose message is `message`, within
+/// [`WAIT`] a line.
+async fn log_saying(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    message: &str,
+) -> serde_json::Value {
+    loop {
         let line = tokio::time::timeout(WAIT, lines.next_line())
             .await
             .unwrap()
             .unwrap()
-            .expect("the server logs that it listens");
+            .expect("the server keeps logging");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "chat server listening" {
-            break v["fields"]["port"].as_u64().unwrap();
+        if v["fields"]["message"] == message {
+            return v;
         }
-    };
-    let s = Server::at_port(port as u16);
+    }
+}
+
+/// The binary itself, on SIGTERM: the WebSocket hears 1001 and the process
+/// exits 0.
+#[tokio::test]
+async fn sigterm_stops_the_binary_cleanly() {
+    let mut bin = LoggingBinary::start("a-sigterm-test-secret-0123456789abcdef").await;
+    let s = &bin.server;
     let alice = s.user("alice").await;
     let mut a = s.connect(&alice.token).await;
     let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
+        .args(["-TERM", &bin.child.id().unwrap().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     assert_eq!(a.closed().await, Ended::Closed(Some(1001)));
-    let status = tokio::time::timeout(WAIT, child.wait())
+    let status = tokio::time::timeout(WAIT, bin.child.wait())
         .await
         .unwrap()
         .unwrap();
@@ -173,35 +208,8 @@ async fn sigterm_stops_the_binary_cleanly() {
 /// tried, never the password.
 #[tokio::test]
 async fn a_failed_login_is_logged_with_the_clients_address() {
-    use tokio::io::AsyncBufReadExt as _;
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .env_clear()
-        .env("PORT", "0")
-        .env("CHAT_CONFIG_DIR", &config)
-        .env("CHAT__LOG__JSON", "true")
-        .env("CHAT__AUTH__BCRYPT_COST", "4")
-        .env("JWT_SECRET", "a-failed-login-test-secret-0123456789")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next_line = async || -> serde_json::Value {
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("the server keeps logging");
-        serde_json::from_str(&line).unwrap_or_default()
-    };
-    let port = loop {
-        let v = next_line().await;
-        if v["fields"]["message"] == "chat server listening" {
-            break v["fields"]["port"].as_u64().unwrap();
-        }
-    };
-    let s = Server::at_port(port as u16);
+    let mut bin = LoggingBinary::start("a-failed-login-test-secret-0123456789").await;
+    let s = &bin.server;
     s.user("alice").await;
     let wrong = "not-alices-password-42";
     let (status, _) = s
@@ -213,12 +221,7 @@ async fn a_failed_login_is_logged_with_the_clients_address() {
         )
         .await;
     assert_eq!(status, 401);
-    let logged = loop {
-        let v = next_line().await;
-        if v["fields"]["message"] == "failed login" {
-            break v;
-        }
-    };
+    let logged = bin.next_log_saying("failed login").await;
     assert_eq!(logged["fields"]["client"], "127.0.0.1", "{logged}");
     assert_eq!(logged["fields"]["account"], "\"alice\"", "{logged}");
     assert!(!logged.to_string().contains(wrong), "{logged}");
